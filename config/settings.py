@@ -1,0 +1,168 @@
+"""The gateway's one configuration file (TOML), validated into pydantic models.
+
+QuickFIX settings are generated from these models (gateway.qf_settings); nobody keeps a QuickFIX .cfg by hand.
+Relative paths in the file are resolved against the file's own folder, so a config can travel with its data.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from config.errors import ConfigError
+
+CompID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClientSession(_Strict):
+    """One OMS session the acceptor will take: the client's CompID and what it may trade."""
+
+    sender_comp_id: CompID  # the client's SenderCompID (our TargetCompID)
+    target_comp_id: CompID = "FIXGW"  # the CompID the client addresses us as
+    accounts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    cancel_on_disconnect: bool = False
+
+
+class AcceptorSettings(_Strict):
+    port: Port
+    begin_string: Literal["FIX.4.4"] = "FIX.4.4"
+    heartbeat_s: Annotated[int, Field(ge=1, le=300)] = 30
+    # QuickFIX's acceptor binds every interface; this filters peers by address after accept.
+    allowed_remote_addresses: list[str] = Field(default_factory=list)
+    clients: list[ClientSession] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_sessions(self) -> "AcceptorSettings":
+        seen: set[tuple[str, str]] = set()
+        for c in self.clients:
+            key = (c.sender_comp_id, c.target_comp_id)
+            if key in seen:
+                raise ValueError(f"client session {key[0]}->{key[1]} is listed twice")
+            seen.add(key)
+        return self
+
+
+class InitiatorSettings(_Strict):
+    """A session the gateway opens: to the venue's order port or to its drop-copy port."""
+
+    host: Literal["127.0.0.1", "localhost"] | str = "127.0.0.1"
+    port: Port
+    sender_comp_id: CompID
+    target_comp_id: CompID
+    heartbeat_s: Annotated[int, Field(ge=1, le=300)] = 30
+    reconnect_s: Annotated[int, Field(ge=1, le=300)] = 5
+    enabled: bool = True
+
+
+class RiskFiles(_Strict):
+    instruments: Path
+    accounts: Path
+    limits: Path
+    scenarios: Path | None = None
+
+
+class MetricsSettings(_Strict):
+    port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: no metrics endpoint
+    host: str = "127.0.0.1"
+
+
+class GatewaySettings(_Strict):
+    name: str = "fixgw"
+    state_dir: Path = Path("var/fixgw")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # QuickFIX FileLog of every message: the offline reconciliation reads it.
+    fix_message_log: bool = True
+
+    @field_validator("state_dir")
+    @classmethod
+    def _not_empty(cls, v: Path) -> Path:
+        if str(v).strip() == "":
+            raise ValueError("must not be empty")
+        return v
+
+
+class GatewayConfig(_Strict):
+    gateway: GatewaySettings = GatewaySettings()
+    acceptor: AcceptorSettings
+    venue: InitiatorSettings
+    dropcopy: InitiatorSettings | None = None
+    risk: RiskFiles | None = None
+    metrics: MetricsSettings = MetricsSettings()
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> "GatewayConfig":
+        if self.venue.port == self.acceptor.port:
+            raise ValueError("venue.port equals acceptor.port: the gateway would connect to itself")
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        return self.gateway.state_dir
+
+    def client(self, sender_comp_id: str, target_comp_id: str) -> ClientSession | None:
+        for c in self.acceptor.clients:
+            if c.sender_comp_id == sender_comp_id and c.target_comp_id == target_comp_id:
+                return c
+        return None
+
+
+def _resolve(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _field_path(loc: tuple[object, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: dict[str, object], path: Path) -> GatewayConfig:
+    """Validate an already-parsed TOML document; errors name `path`, the first bad field and why."""
+    try:
+        cfg = GatewayConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown setting (check the spelling against the README's configuration reference)"
+        raise ConfigError(str(path), _field_path(tuple(err["loc"])), reason) from None
+    base = path.parent.resolve()
+    risk = cfg.risk
+    if risk is not None:
+        risk = RiskFiles(
+            instruments=_resolve(base, risk.instruments),
+            accounts=_resolve(base, risk.accounts),
+            limits=_resolve(base, risk.limits),
+            scenarios=_resolve(base, risk.scenarios) if risk.scenarios else None,
+        )
+        for name in ("instruments", "accounts", "limits", "scenarios"):
+            p = getattr(risk, name)
+            if p is not None and not p.is_file():
+                raise ConfigError(str(path), f"risk.{name}", f"file not found: {p}")
+    gw = cfg.gateway.model_copy(update={"state_dir": _resolve(base, cfg.gateway.state_dir)})
+    return cfg.model_copy(update={"gateway": gw, "risk": risk, "source": path.resolve()})
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(str(p), "(file)", f"cannot read: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(p), "(file)", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(p), "(syntax)", f"invalid TOML: {e}") from None
+    return parse_config(data, p)

@@ -1,0 +1,76 @@
+"""QuickFIX Application adapters: each forwards the engine's callbacks to the object that owns the logic."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import quickfix as fix
+
+log = logging.getLogger("fixgw.fix")
+
+Handler = Callable[[fix.Message, fix.SessionID], None]
+SessionHook = Callable[[fix.SessionID], None]
+
+
+def _noop(_: fix.SessionID) -> None:
+    return None
+
+
+class App(fix.Application):
+    """Routes application messages to `on_message`; admin traffic stays with QuickFIX.
+
+    `on_message` may raise fix.UnsupportedMessageType (QuickFIX answers with BusinessMessageReject) or any other
+    QuickFIX reject exception; an unexpected exception is logged and swallowed so that one bad message never
+    takes a session down.
+    """
+
+    def __init__(self, name: str, on_message: Handler, on_logon: SessionHook = _noop,
+                 on_logout: SessionHook = _noop, on_to_app: Handler | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self._on_message = on_message
+        self._on_logon = on_logon
+        self._on_logout = on_logout
+        self._on_to_app = on_to_app
+
+    def onCreate(self, sid: fix.SessionID) -> None:
+        log.debug("session created", extra={"app": self.name, "session": sid.toString()})
+
+    def onLogon(self, sid: fix.SessionID) -> None:
+        self._guard(self._on_logon, sid)
+
+    def onLogout(self, sid: fix.SessionID) -> None:
+        self._guard(self._on_logout, sid)
+
+    def _guard(self, fn: SessionHook, sid: fix.SessionID) -> None:
+        # An exception escaping a SWIG director callback aborts the whole process (std::terminate).
+        try:
+            fn(sid)
+        except Exception:
+            log.exception("session callback failed", extra={"app": self.name, "session": sid.toString()})
+
+    def toAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        return None
+
+    def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        return None
+
+    def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if self._on_to_app is None:
+            return
+        try:
+            self._on_to_app(msg, sid)
+        except fix.DoNotSend:
+            raise
+        except Exception:
+            log.exception("outgoing hook failed", extra={"app": self.name, "session": sid.toString()})
+
+    def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        try:
+            self._on_message(msg, sid)
+        except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat):
+            raise
+        except Exception:
+            log.exception("message handler failed", extra={"app": self.name, "session": sid.toString(),
+                                                            "msg": msg.toString().replace("\x01", "|")})

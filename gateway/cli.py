@@ -1,0 +1,88 @@
+"""`fixgw`: the gateway's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from config.errors import ConfigError
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from config.settings import load_config
+
+    cfg = load_config(args.config)
+    print(f"{args.config}: OK ({len(cfg.acceptor.clients)} client sessions, venue "
+          f"{cfg.venue.host}:{cfg.venue.port}, state in {cfg.state_dir})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from config.settings import load_config
+    from gateway import daemon, logs
+
+    cfg = load_config(args.config)
+    logs.setup(cfg.gateway.log_level)
+    return daemon.run(cfg)
+
+
+def _venue_sim(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from gateway import logs
+    from gateway.venue_sim import VenueSim, load_sim_config
+
+    logs.setup("INFO")
+    sim = VenueSim(load_sim_config(args.config))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sim.start()
+    stop.wait()
+    sim.stop()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import logging
+
+    from gateway import logs
+    from gateway.demo import run_demo
+
+    logs.setup("WARNING")
+    logging.getLogger("fixgw.router").setLevel(logging.ERROR)  # the demo provokes rejects on purpose
+    return run_demo(Path(args.state_dir) if args.state_dir else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="fixgw", description="Institutional FIX risk gateway")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("run", help="run the gateway in the foreground")
+    s.add_argument("--config", required=True, help="gateway TOML file")
+    s.set_defaults(fn=_run)
+
+    s = sub.add_parser("check-config", help="validate a configuration file without starting anything")
+    s.add_argument("config")
+    s.set_defaults(fn=_check_config)
+
+    s = sub.add_parser("venue-sim", help="run the venue simulator")
+    s.add_argument("--config", required=True, help="venue simulator TOML file")
+    s.set_defaults(fn=_venue_sim)
+
+    s = sub.add_parser("demo", help="gateway + venue simulator + scripted clients on loopback")
+    s.add_argument("--state-dir", help="keep the demo's state here instead of a temporary folder")
+    s.set_defaults(fn=_demo)
+
+    args = p.parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as e:
+        print(f"fixgw: configuration error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

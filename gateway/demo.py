@@ -1,0 +1,168 @@
+"""`fixgw demo`: gateway, venue simulator and two scripted OMS clients on loopback, in one process.
+
+Each scripted step says what the client should see; the summary prints expected against seen, and the exit
+status is 0 only when every step went as scripted.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from config.settings import GatewayConfig, load_config
+from gateway import fixmsg as fm
+from gateway.oms_client import Fields, OmsClient
+from gateway.service import Gateway
+from gateway.venue_sim import SimConfig, VenueSim, load_sim_config
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "config" / "demo"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def demo_configs(state: Path, gateway_toml: Path | None = None, sim_toml: Path | None = None
+                 ) -> tuple[GatewayConfig, SimConfig]:
+    """The embedded demo configuration on free ports, with its state under `state`."""
+    cfg = load_config(gateway_toml or DEMO_DIR / "gateway.toml")
+    sim = load_sim_config(sim_toml or DEMO_DIR / "venue_sim.toml")
+    port, vport, dport = free_port(), free_port(), free_port()
+    cfg = cfg.model_copy(update={
+        "gateway": cfg.gateway.model_copy(update={"state_dir": state / "gateway"}),
+        "acceptor": cfg.acceptor.model_copy(update={"port": port}),
+        "venue": cfg.venue.model_copy(update={"port": vport}),
+        "dropcopy": cfg.dropcopy.model_copy(update={"port": dport}) if cfg.dropcopy else None,
+    })
+    sim = sim.model_copy(update={"port": vport, "dropcopy_port": dport, "state_dir": state / "venue-sim"})
+    return cfg, sim
+
+
+@dataclass
+class Step:
+    name: str
+    expected: str
+    seen: str = ""
+    ok: bool = False
+
+
+@dataclass
+class Script:
+    steps: list[Step] = field(default_factory=list)
+
+    def check(self, name: str, expected: str, fn: Callable[[], tuple[bool, str]]) -> None:
+        step = Step(name, expected)
+        try:
+            step.ok, step.seen = fn()
+        except TimeoutError as e:
+            step.seen = f"timeout: {e}"
+        self.steps.append(step)
+
+    def summary(self) -> str:
+        w = max(len(s.name) for s in self.steps)
+        lines = [f"{'step':<{w}}  result  expected -> seen"]
+        for s in self.steps:
+            lines.append(f"{s.name:<{w}}  {'PASS' if s.ok else 'FAIL':<6}  {s.expected} -> {s.seen}")
+        passed = sum(s.ok for s in self.steps)
+        lines.append(f"{passed} passed, {len(self.steps) - passed} failed")
+        return "\n".join(lines)
+
+
+def _status(f: Fields) -> str:
+    s = f"35={f.get(35)} 150={f.get(150, '-')} 39={f.get(39, '-')}"
+    if f.get(32):
+        s += f" fill {f[32]}@{f.get(31)}"
+    if f.get(58):
+        s += f" '{f[58]}'"
+    return s
+
+
+def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> int:
+    tmp = None
+    if state is None:
+        tmp = tempfile.TemporaryDirectory(prefix="fixgw-demo-")
+        state = Path(tmp.name)
+    cfg, sim_cfg = demo_configs(state)
+    sim = VenueSim(sim_cfg)
+    gw = Gateway(cfg)
+    oms1 = OmsClient("OMS1", "FIXGW", cfg.acceptor.port, state / "oms1")
+    oms2 = OmsClient("OMS2", "FIXGW", cfg.acceptor.port, state / "oms2")
+    script = Script()
+    t0 = time.monotonic()
+    try:
+        sim.start()
+        gw.start()
+        oms1.start()
+        oms2.start()
+        script.check("sessions up", "OMS1, OMS2 and venue logged on",
+                     lambda: (oms1.wait_logon() and oms2.wait_logon() and gw.venue_logged_on.wait(15),
+                              f"OMS1={oms1.logged_on} OMS2={oms2.logged_on} venue={gw.router.venue_up}"))
+        run_script(script, oms1, oms2)
+    finally:
+        for c in (oms1, oms2):
+            c.stop()
+        gw.stop()
+        sim.stop()
+    out("fixgw demo: gateway + venue simulator + scripted OMS clients on 127.0.0.1")
+    out(script.summary())
+    out(f"finished in {time.monotonic() - t0:.1f}s; state in {state if tmp is None else '(temporary folder)'}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0 if all(s.ok for s in script.steps) else 1
+
+
+def run_script(script: Script, oms1: OmsClient, oms2: OmsClient) -> None:
+    def terminal(client: OmsClient, cl: str, exec_type: str, status: str | None = None) -> Callable[[], tuple[bool, str]]:
+        def fn() -> tuple[bool, str]:
+            f = client.wait_for(lambda m: m.get(11) == cl and m.get(150) == exec_type and
+                                (status is None or m.get(39) == status))
+            return True, _status(f)
+        return fn
+
+    oms1.new_order("A1", "ACC1", "AAPL", "1", 100, 190.0)
+    script.check("new AAPL buy 100 @190", "ack then full fill (39=2)", terminal(oms1, "A1", "F", "2"))
+
+    oms1.new_order("M1", "ACC1", "MSFT", "2", 200, 410.0)
+    script.check("new MSFT sell 200 @410", "partial fill 100 (39=1)", terminal(oms1, "M1", "F", "1"))
+
+    oms1.new_order("I1", "ACC2", "IBM", "1", 300, 150.0)
+    script.check("new IBM buy 300 @150", "acknowledged, resting (150=0)", terminal(oms1, "I1", "0"))
+    oms1.replace("I2", "I1", "IBM", "1", 400, 151.0, "ACC2")
+    script.check("replace IBM -> 400 @151", "replaced (150=5)", terminal(oms1, "I2", "5"))
+    oms1.cancel("I3", "I2", "IBM", "1", "ACC2")
+    script.check("cancel IBM", "canceled (150=4)", terminal(oms1, "I3", "4"))
+
+    oms1.new_order("T1", "ACC2", "TSLA", "1", 10, 250.0)
+    script.check("new TSLA on a halted name", "venue reject (150=8)", terminal(oms1, "T1", "8"))
+
+    oms2.new_order("A1", "ACC3", "AAPL", "2", 50, 191.0)
+    script.check("OMS2 reuses ClOrdID A1", "its own fill, on OMS2 only", lambda: _same_id_check(oms1, oms2))
+
+    oms1.new_order("X1", "ACC3", "AAPL", "1", 10, 190.0)
+    script.check("OMS1 trades ACC3", "gateway reject ACCOUNT_NOT_PERMITTED",
+                 lambda: _text_check(oms1, "X1", "ACCOUNT_NOT_PERMITTED"))
+
+    m = fm.new_message("H")  # OrderStatusRequest: not supported by the gateway
+    for tag, val in ((fm.CL_ORD_ID, "A1"), (fm.SYMBOL, "AAPL"), (fm.SIDE, "1")):
+        m.setField(tag, val)
+    oms1.send(m)
+    script.check("unsupported message 35=H", "BusinessMessageReject (35=j, 380=3)",
+                 lambda: (lambda f: (f.get(380) == "3", f"35={f.get(35)} 380={f.get(380)} '{f.get(58, '')}'"))(
+                     oms1.wait_for(lambda f: f.get(35) == "j")))
+
+
+def _same_id_check(oms1: OmsClient, oms2: OmsClient) -> tuple[bool, str]:
+    f = oms2.wait_for(lambda m: m.get(11) == "A1" and m.get(150) == "F" and m.get(39) == "2")
+    oms1_a1 = [m for m in oms1.reports("A1") if m.get(54) == "2"]
+    return f.get(54) == "2" and not oms1_a1, f"OMS2 {_status(f)}; OMS1 got {len(oms1_a1)} of OMS2's reports"
+
+
+def _text_check(client: OmsClient, cl: str, code: str) -> tuple[bool, str]:
+    f = client.wait_for(lambda m: m.get(11) == cl and m.get(150) == "8")
+    return f.get(58, "").startswith(code), _status(f)

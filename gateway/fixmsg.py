@@ -1,0 +1,97 @@
+"""Small, allocation-light helpers over QuickFIX messages: the tags the gateway reads and the messages it builds."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import quickfix as fix
+
+# Tags (FIX 4.4).
+ACCOUNT, AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, LAST_PX, LAST_QTY = 1, 6, 11, 14, 17, 31, 32
+MSG_TYPE, ORDER_ID, ORDER_QTY, ORD_STATUS, ORD_TYPE, ORIG_CL_ORD_ID, PRICE = 35, 37, 38, 39, 40, 41, 44
+POSS_DUP, SIDE, SYMBOL, TEXT, TIME_IN_FORCE, TRANSACT_TIME = 43, 54, 55, 58, 59, 60
+ORIG_SENDING_TIME, CXL_REJ_REASON, ORD_REJ_REASON, POSS_RESEND = 122, 102, 103, 97
+EXEC_TYPE, LEAVES_QTY, CXL_REJ_RESPONSE_TO, EXEC_REF_ID = 150, 151, 434, 19
+REF_MSG_TYPE, BUSINESS_REJECT_REASON, REF_SEQ_NUM, MSG_SEQ_NUM = 372, 380, 45, 34
+
+_exec_ids = itertools.count(1)
+_boot = format(time.time_ns() // 1_000_000, "x")
+
+
+def gateway_exec_id() -> str:
+    """ExecIDs of the gateway's own reports (rejects): unique across restarts via the boot stamp."""
+    return f"GW{_boot}-{next(_exec_ids)}"
+
+
+def utc_timestamp() -> str:
+    t = time.time_ns()
+    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(t // 1_000_000_000)) + f".{(t // 1000) % 1_000_000:06d}"
+
+
+def get(msg: fix.FieldMap, tag: int, default: str = "") -> str:
+    return msg.getField(tag) if msg.isSetField(tag) else default
+
+
+def get_float(msg: fix.FieldMap, tag: int) -> float:
+    """A numeric field as float; NaN when absent or unparsable, so risk checks fail closed on it."""
+    if not msg.isSetField(tag):
+        return math.nan
+    try:
+        return float(msg.getField(tag))
+    except ValueError:
+        return math.nan
+
+
+def fmt_num(x: float) -> str:
+    if math.isnan(x):
+        return "0"
+    return repr(int(x)) if x == int(x) and abs(x) < 1e15 else repr(x)
+
+
+def new_message(msg_type: str) -> fix.Message:
+    m = fix.Message()
+    m.getHeader().setField(MSG_TYPE, msg_type)
+    return m
+
+
+def copy_for_forwarding(msg: fix.Message) -> fix.Message:
+    """A copy of `msg` whose header QuickFIX will refill for the other session.
+
+    Session::send already drops PossDupFlag and OrigSendingTime; PossResend belongs to the hop it came on too.
+    """
+    out = fix.Message(msg)
+    hdr = out.getHeader()
+    if hdr.isSetField(POSS_RESEND):
+        hdr.removeField(POSS_RESEND)
+    return out
+
+
+def order_reject(cl_ord_id: str, account: str, symbol: str, side: str, qty: float, reason: int,
+                 text: str) -> fix.Message:
+    """ExecutionReport ExecType=8/OrdStatus=8 for a NewOrderSingle the gateway refused."""
+    m = new_message("8")
+    for tag, val in ((ORDER_ID, "NONE"), (EXEC_ID, gateway_exec_id()), (EXEC_TYPE, "8"), (ORD_STATUS, "8"),
+                     (CL_ORD_ID, cl_ord_id), (SYMBOL, symbol or "[N/A]"), (SIDE, side or "1"),
+                     (LEAVES_QTY, "0"), (CUM_QTY, "0"), (AVG_PX, "0"), (ORD_REJ_REASON, str(reason)),
+                     (TEXT, text), (TRANSACT_TIME, utc_timestamp())):
+        m.setField(tag, val)
+    if account:
+        m.setField(ACCOUNT, account)
+    if not math.isnan(qty) and qty > 0:
+        m.setField(ORDER_QTY, fmt_num(qty))
+    return m
+
+
+def cancel_reject(cl_ord_id: str, orig_cl_ord_id: str, order_id: str, ord_status: str, response_to: str,
+                  reason: int, text: str, account: str = "") -> fix.Message:
+    """OrderCancelReject (35=9); `response_to` is CxlRejResponseTo: '1' cancel, '2' cancel/replace."""
+    m = new_message("9")
+    for tag, val in ((ORDER_ID, order_id or "NONE"), (CL_ORD_ID, cl_ord_id), (ORIG_CL_ORD_ID, orig_cl_ord_id),
+                     (ORD_STATUS, ord_status), (CXL_REJ_RESPONSE_TO, response_to), (CXL_REJ_REASON, str(reason)),
+                     (TEXT, text)):
+        m.setField(tag, val)
+    if account:
+        m.setField(ACCOUNT, account)
+    return m

@@ -1,0 +1,104 @@
+"""The order ledger: every order the gateway forwarded, keyed the way each side knows it.
+
+Clients' ClOrdIDs are unique only within their own session, so the venue never sees them: each request
+(new, replace, cancel) gets a venue ClOrdID unique across sessions and restarts, and the ledger maps it back to
+(session, client ClOrdID). State changes arrive as events (gateway.eventlog) so that live processing and
+replay after a restart run exactly the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# FIX OrdStatus values the ledger tracks.
+PENDING_NEW = "A"
+NEW = "0"
+PARTIALLY_FILLED = "1"
+FILLED = "2"
+CANCELED = "4"
+REPLACED = "5"
+PENDING_CANCEL = "6"
+REJECTED = "8"
+PENDING_REPLACE = "E"
+EXPIRED = "C"
+DONE_STATUSES = frozenset({FILLED, CANCELED, REJECTED, EXPIRED})
+
+
+@dataclass(slots=True)
+class Order:
+    number: int
+    session: str
+    account: str
+    symbol: str
+    side: str
+    ord_type: str
+    qty: float
+    price: float  # NaN for market orders
+    cl_ord_id: str  # the client's ClOrdID of the live order version
+    venue_cl_ord_id: str
+    slot: int = -1  # the risk engine's slot, -1 when risk is off
+    order_id: str = ""
+    status: str = PENDING_NEW
+    cum_qty: float = 0.0
+    avg_px: float = 0.0
+    pending: str = ""  # venue ClOrdID of an outstanding cancel/replace request
+
+    @property
+    def leaves_qty(self) -> float:
+        return 0.0 if self.status in DONE_STATUSES else max(self.qty - self.cum_qty, 0.0)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in DONE_STATUSES
+
+
+@dataclass(slots=True)
+class Request:
+    """One client request the venue knows by `venue_cl_ord_id`."""
+
+    order: Order
+    kind: str  # "D" new, "G" replace, "F" cancel
+    cl_ord_id: str
+    orig_cl_ord_id: str
+    venue_cl_ord_id: str
+    venue_orig_cl_ord_id: str
+    qty: float = 0.0
+    price: float = float("nan")
+
+
+@dataclass
+class Ledger:
+    by_client: dict[tuple[str, str], Request] = field(default_factory=dict)
+    by_venue: dict[str, Request] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    exec_ids: set[str] = field(default_factory=set)
+    next_number: int = 1
+    next_request: int = 0  # numbers venue ClOrdIDs; restored from the event log on restart
+
+    def is_duplicate(self, session: str, cl_ord_id: str) -> bool:
+        return (session, cl_ord_id) in self.by_client
+
+    def find(self, session: str, cl_ord_id: str) -> Order | None:
+        req = self.by_client.get((session, cl_ord_id))
+        return req.order if req else None
+
+    def add_new(self, session: str, cl: str, venue_cl: str, account: str, symbol: str, side: str,
+                ord_type: str, qty: float, price: float, slot: int) -> Order:
+        order = Order(self.next_number, session, account, symbol, side, ord_type, qty, price, cl, venue_cl, slot)
+        self.next_number += 1
+        self.orders[order.number] = order
+        req = Request(order, "D", cl, "", venue_cl, "", qty, price)
+        self.by_client[(session, cl)] = req
+        self.by_venue[venue_cl] = req
+        return order
+
+    def add_request(self, order: Order, kind: str, cl: str, orig_cl: str, venue_cl: str,
+                    qty: float = 0.0, price: float = float("nan")) -> Request:
+        req = Request(order, kind, cl, orig_cl, venue_cl, order.venue_cl_ord_id, qty, price)
+        self.by_client[(order.session, cl)] = req
+        self.by_venue[venue_cl] = req
+        order.pending = venue_cl
+        return req
+
+    def open_orders(self) -> list[Order]:
+        return [o for o in self.orders.values() if o.is_open]

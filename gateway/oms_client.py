@@ -1,0 +1,156 @@
+"""A scripted OMS client on a real QuickFIX initiator: the demo drives it, and so do the tests.
+
+Received application messages are kept as plain {tag: value} dicts; `wait_for` blocks on a condition variable
+until a matching message arrives, so callers synchronise on events rather than sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable
+
+import quickfix as fix
+
+from gateway import fixmsg as fm
+from gateway import qf_settings as qs
+from gateway.apps import App
+
+Fields = dict[int, str]
+
+
+def parse(msg: fix.Message) -> Fields:
+    out: Fields = {}
+    for part in msg.toString().split("\x01"):
+        if part:
+            tag, _, value = part.partition("=")
+            out[int(tag)] = value
+    return out
+
+
+class OmsClient:
+    def __init__(self, sender_comp_id: str, target_comp_id: str, port: int, state_dir: Path,
+                 host: str = "127.0.0.1", heartbeat_s: int = 30) -> None:
+        self.sid = fix.SessionID("FIX.4.4", sender_comp_id, target_comp_id)
+        self.received: list[Fields] = []
+        self.admin_received: list[Fields] = []
+        self._cond = threading.Condition()
+        self.logged_on = False
+        self.logouts = 0
+        text = qs.render("initiator", [qs.SessionSpec(sender_comp_id, target_comp_id, host, port, heartbeat_s, 1)],
+                         state_dir / "store", state_dir / "fixlog")
+        self._settings = qs.write_settings(state_dir / "client.cfg", text)
+        self._app = _ClientApp(self)
+        self._initiator = fix.SocketInitiator(self._app, fix.FileStoreFactory(self._settings), self._settings,
+                                              fix.FileLogFactory(self._settings))
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._initiator.start()
+
+    def stop(self) -> None:
+        self._initiator.stop()
+        with self._cond:
+            self.logged_on = False
+            self._cond.notify_all()
+
+    def wait_logon(self, timeout: float = 15.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.logged_on, timeout)
+
+    def session(self) -> fix.Session:
+        return fix.Session.lookupSession(self.sid)
+
+    # ---------------------------------------------------------------- sending
+    def send(self, msg: fix.Message) -> bool:
+        return bool(fix.Session.sendToTarget(msg, self.sid))
+
+    def new_order(self, cl: str, account: str, symbol: str, side: str, qty: float, price: float | None = None,
+                  extra: dict[int, str] | None = None) -> bool:
+        m = fm.new_message("D")
+        m.setField(fm.CL_ORD_ID, cl)
+        if account:
+            m.setField(fm.ACCOUNT, account)
+        m.setField(fm.SYMBOL, symbol)
+        m.setField(fm.SIDE, side)
+        m.setField(fm.TRANSACT_TIME, fm.utc_timestamp())
+        m.setField(fm.ORDER_QTY, fm.fmt_num(qty))
+        m.setField(fm.ORD_TYPE, "1" if price is None else "2")
+        if price is not None:
+            m.setField(fm.PRICE, repr(price))
+        m.setField(21, "1")  # HandlInst: automated, private
+        for tag, val in (extra or {}).items():
+            m.setField(tag, val)
+        return self.send(m)
+
+    def cancel(self, cl: str, orig: str, symbol: str, side: str, account: str = "") -> bool:
+        m = fm.new_message("F")
+        for tag, val in ((fm.CL_ORD_ID, cl), (fm.ORIG_CL_ORD_ID, orig), (fm.SYMBOL, symbol), (fm.SIDE, side),
+                         (fm.TRANSACT_TIME, fm.utc_timestamp())):
+            m.setField(tag, val)
+        if account:
+            m.setField(fm.ACCOUNT, account)
+        return self.send(m)
+
+    def replace(self, cl: str, orig: str, symbol: str, side: str, qty: float, price: float | None,
+                account: str = "") -> bool:
+        m = fm.new_message("G")
+        for tag, val in ((fm.CL_ORD_ID, cl), (fm.ORIG_CL_ORD_ID, orig), (fm.SYMBOL, symbol), (fm.SIDE, side),
+                         (fm.TRANSACT_TIME, fm.utc_timestamp()), (fm.ORDER_QTY, fm.fmt_num(qty)),
+                         (fm.ORD_TYPE, "1" if price is None else "2"), (21, "1")):
+            m.setField(tag, val)
+        if price is not None:
+            m.setField(fm.PRICE, repr(price))
+        if account:
+            m.setField(fm.ACCOUNT, account)
+        return self.send(m)
+
+    # ---------------------------------------------------------------- receiving
+    def _on_message(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        f = parse(msg)
+        with self._cond:
+            self.received.append(f)
+            self._cond.notify_all()
+
+    def wait_for(self, pred: Callable[[Fields], bool], timeout: float = 10.0, start: int = 0) -> Fields:
+        """The first received message from index `start` on that satisfies `pred`; TimeoutError if none comes."""
+        with self._cond:
+            found: list[Fields] = []
+
+            def match() -> bool:
+                for f in self.received[start:]:
+                    if pred(f):
+                        found.append(f)
+                        return True
+                return False
+
+            if not self._cond.wait_for(match, timeout):
+                raise TimeoutError(f"{self.sid.toString()}: no matching message within {timeout}s; "
+                                   f"received {len(self.received)} messages")
+            return found[0]
+
+    def reports(self, cl: str) -> list[Fields]:
+        with self._cond:
+            return [f for f in self.received if f.get(fm.CL_ORD_ID) == cl]
+
+
+class _ClientApp(App):
+    def __init__(self, client: OmsClient) -> None:
+        super().__init__("oms", client._on_message, self._logon, self._logout)
+        self.client = client
+
+    def _logon(self, sid: fix.SessionID) -> None:
+        with self.client._cond:
+            self.client.logged_on = True
+            self.client._cond.notify_all()
+
+    def _logout(self, sid: fix.SessionID) -> None:
+        with self.client._cond:
+            self.client.logged_on = False
+            self.client.logouts += 1
+            self.client._cond.notify_all()
+
+    def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        with self.client._cond:
+            self.client.admin_received.append(parse(msg))
+            self.client._cond.notify_all()

@@ -1,0 +1,262 @@
+"""A venue simulator on a real QuickFIX acceptor: acks, fills, cancels, replaces and rejects by rules,
+and sends a copy of every fill on a separate drop-copy session, as real venues do."""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import logging
+import math
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+import quickfix as fix
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from config.errors import ConfigError
+from gateway import fixmsg as fm
+from gateway import qf_settings as qs
+from gateway.apps import App
+
+log = logging.getLogger("fixgw.venue_sim")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimSession(_Strict):
+    sender_comp_id: str = Field(min_length=1)  # the venue's CompID on this session
+    target_comp_id: str = Field(min_length=1)  # the gateway's
+
+
+class Rule(_Strict):
+    """First matching rule decides what the venue does with a new order."""
+
+    symbol: str = "*"
+    side: Literal["1", "2", "5", "*"] = "*"
+    account: str = "*"
+    action: Literal["fill", "partial", "ack", "reject"] = "fill"
+    fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5  # for partial
+    text: str = "rejected by venue simulator"  # for reject
+
+
+class SimConfig(_Strict):
+    port: Annotated[int, Field(ge=1, le=65535)]
+    dropcopy_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    state_dir: Path = Path("var/venue-sim")
+    heartbeat_s: int = 30
+    sessions: list[SimSession] = Field(min_length=1)
+    dropcopy: list[SimSession] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=lambda: [Rule()])
+    prices: dict[str, float] = Field(default_factory=dict)  # fill price of market orders, per symbol
+    default_price: float = 100.0
+
+
+def load_sim_config(path: str | Path) -> SimConfig:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(str(p), "(file)", str(e)) from None
+    try:
+        cfg = SimConfig.model_validate(data.get("venue_sim", data))
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(str(p), "venue_sim." + ".".join(str(x) for x in err["loc"]), err["msg"]) from None
+    if not cfg.state_dir.is_absolute():
+        cfg = cfg.model_copy(update={"state_dir": (p.parent / cfg.state_dir).resolve()})
+    return cfg
+
+
+@dataclass(slots=True)
+class SimOrder:
+    order_id: str
+    cl_ord_id: str
+    session: fix.SessionID
+    account: str
+    symbol: str
+    side: str
+    ord_type: str
+    qty: float
+    price: float
+    cum_qty: float = 0.0
+    notional: float = 0.0
+    status: str = "0"
+
+    @property
+    def leaves(self) -> float:
+        return 0.0 if self.status in ("2", "4", "8") else self.qty - self.cum_qty
+
+
+@dataclass
+class VenueSim:
+    cfg: SimConfig
+    orders: dict[str, SimOrder] = field(default_factory=dict)  # by the venue's current ClOrdID
+    fills: list[dict[str, object]] = field(default_factory=list)
+    logged_on: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        boot = format(time.time_ns() // 1_000_000, "x").upper()
+        self._order_ids = (f"V{boot}-{n}" for n in itertools.count(1))
+        self._exec_ids = (f"E{boot}-{n}" for n in itertools.count(1))
+        self._acceptor: fix.SocketAcceptor | None = None
+        self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
+        self.logon_event = threading.Event()
+
+    # ---------------------------------------------------------------- engine
+    def start(self) -> None:
+        state = self.cfg.state_dir
+        sessions = [qs.SessionSpec(s.sender_comp_id, s.target_comp_id, heartbeat_s=self.cfg.heartbeat_s)
+                    for s in self.cfg.sessions]
+        text = qs.render("acceptor", sessions, state / "store", state / "fixlog", accept_port=self.cfg.port)
+        if self.cfg.dropcopy:
+            dc_port = self.cfg.dropcopy_port or self.cfg.port
+            for s in self.cfg.dropcopy:
+                text += (f"\n[SESSION]\nSenderCompID={s.sender_comp_id}\nTargetCompID={s.target_comp_id}\n"
+                         f"HeartBtInt={self.cfg.heartbeat_s}\nSocketAcceptPort={dc_port}\n")
+        settings = qs.write_settings(state / "quickfix" / "venue-sim.cfg", text)
+        self._app = App("venue-sim", self._on_message, self._on_logon, self._on_logout)
+        self._acceptor = fix.SocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
+                                            fix.FileLogFactory(settings))
+        self._acceptor.start()
+        log.info("venue simulator listening", extra={"port": self.cfg.port, "dropcopy_port": self.cfg.dropcopy_port})
+
+    def stop(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.stop()
+            self._acceptor = None
+
+    def _on_logon(self, sid: fix.SessionID) -> None:
+        self.logged_on.add(sid.getTargetCompID().getValue())
+        self.logon_event.set()
+
+    def _on_logout(self, sid: fix.SessionID) -> None:
+        self.logged_on.discard(sid.getTargetCompID().getValue())
+
+    # ---------------------------------------------------------------- behaviour
+    def _rule(self, account: str, symbol: str, side: str) -> Rule:
+        for r in self.cfg.rules:
+            if fnmatch.fnmatchcase(symbol, r.symbol) and r.side in ("*", side) and \
+                    fnmatch.fnmatchcase(account, r.account):
+                return r
+        return Rule()
+
+    def _on_message(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if sid.getSenderCompID().getValue() not in {s.sender_comp_id for s in self.cfg.sessions}:
+            raise fix.UnsupportedMessageType()  # nothing is accepted on the drop-copy session
+        t = msg.getHeader().getField(fm.MSG_TYPE)
+        with self.lock:
+            if t == "D":
+                self._new(msg, sid)
+            elif t == "F":
+                self._cancel(msg, sid)
+            elif t == "G":
+                self._replace(msg, sid)
+            else:
+                raise fix.UnsupportedMessageType()
+
+    def _new(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        cl = msg.getField(fm.CL_ORD_ID)
+        o = SimOrder(next(self._order_ids), cl, sid, fm.get(msg, fm.ACCOUNT), msg.getField(fm.SYMBOL),
+                     msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
+                     fm.get_float(msg, fm.PRICE))
+        rule = self._rule(o.account, o.symbol, o.side)
+        if rule.action == "reject" or cl in self.orders:
+            o.status = "8"
+            self._report(o, "8", text=rule.text if rule.action == "reject" else "duplicate ClOrdID")
+            return
+        self.orders[cl] = o
+        self._report(o, "0")
+        if rule.action == "fill":
+            self._fill(o, o.qty)
+        elif rule.action == "partial":
+            self._fill(o, math.floor(o.qty * rule.fraction) or 1.0)
+
+    def _fill(self, o: SimOrder, qty: float) -> None:
+        px = o.price if o.ord_type == "2" else self.cfg.prices.get(o.symbol, self.cfg.default_price)
+        o.cum_qty += qty
+        o.notional += qty * px
+        o.status = "2" if o.cum_qty >= o.qty else "1"
+        er = self._report(o, "F", last_qty=qty, last_px=px)
+        self.fills.append({"exec_id": er.getField(fm.EXEC_ID), "cl_ord_id": o.cl_ord_id, "order_id": o.order_id,
+                           "qty": qty, "px": px, "side": o.side, "symbol": o.symbol, "account": o.account})
+        for dc in self._dc_sids:
+            copy = fix.Message(er)
+            fix.Session.sendToTarget(copy, dc)
+
+    def _cancel(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
+        o = self.orders.get(orig)
+        if o is None or o.leaves <= 0:
+            self._cancel_reject(sid, cl, orig, o, "1", 1 if o is None else 0)
+            return
+        del self.orders[orig]
+        o.cl_ord_id, o.status = cl, "4"
+        self.orders[cl] = o
+        self._report(o, "4", orig=orig)
+
+    def _replace(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
+        o = self.orders.get(orig)
+        qty, px = fm.get_float(msg, fm.ORDER_QTY), fm.get_float(msg, fm.PRICE)
+        if o is None or o.leaves <= 0 or qty <= o.cum_qty:
+            self._cancel_reject(sid, cl, orig, o, "2", 1 if o is None else 0)
+            return
+        del self.orders[orig]
+        o.cl_ord_id, o.qty = cl, qty
+        if not math.isnan(px):
+            o.price = px
+        o.status = "1" if o.cum_qty > 0 else "0"
+        self.orders[cl] = o
+        self._report(o, "5", orig=orig)
+
+    def fill_open(self, cl_ord_id: str, qty: float | None = None) -> None:
+        """Fill a resting order now (tests and the demo use it to make fills happen on cue)."""
+        with self.lock:
+            o = self.orders[cl_ord_id]
+            self._fill(o, o.leaves if qty is None else qty)
+
+    def cancel_unsolicited(self, cl_ord_id: str) -> None:
+        with self.lock:
+            o = self.orders[cl_ord_id]
+            o.status = "4"
+            self._report(o, "4")
+
+    def _report(self, o: SimOrder, exec_type: str, last_qty: float = 0.0, last_px: float = 0.0,
+                orig: str = "", text: str = "") -> fix.Message:
+        m = fm.new_message("8")
+        avg = o.notional / o.cum_qty if o.cum_qty else 0.0
+        for tag, val in ((fm.ORDER_ID, o.order_id), (fm.EXEC_ID, next(self._exec_ids)), (fm.EXEC_TYPE, exec_type),
+                         (fm.ORD_STATUS, o.status), (fm.CL_ORD_ID, o.cl_ord_id), (fm.SYMBOL, o.symbol),
+                         (fm.SIDE, o.side), (fm.ORDER_QTY, fm.fmt_num(o.qty)), (fm.ORD_TYPE, o.ord_type),
+                         (fm.LEAVES_QTY, fm.fmt_num(o.leaves)), (fm.CUM_QTY, fm.fmt_num(o.cum_qty)),
+                         (fm.AVG_PX, repr(avg)), (fm.TRANSACT_TIME, fm.utc_timestamp())):
+            m.setField(tag, val)
+        if o.account:
+            m.setField(fm.ACCOUNT, o.account)
+        if o.ord_type == "2" and not math.isnan(o.price):
+            m.setField(fm.PRICE, repr(o.price))
+        if exec_type == "F":
+            m.setField(fm.LAST_QTY, fm.fmt_num(last_qty))
+            m.setField(fm.LAST_PX, repr(last_px))
+        if orig:
+            m.setField(fm.ORIG_CL_ORD_ID, orig)
+        if exec_type == "8":
+            m.setField(fm.ORD_REJ_REASON, "99")
+        if text:
+            m.setField(fm.TEXT, text)
+        fix.Session.sendToTarget(m, o.session)
+        return m
+
+    def _cancel_reject(self, sid: fix.SessionID, cl: str, orig: str, o: SimOrder | None, response_to: str,
+                       reason: int) -> None:
+        status = o.status if o is not None else "8"
+        text = "unknown order" if o is None else "too late to cancel or replace"
+        fix.Session.sendToTarget(fm.cancel_reject(cl, orig, o.order_id if o else "", status, response_to, reason,
+                                                  text), sid)
