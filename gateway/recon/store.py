@@ -1,0 +1,153 @@
+"""SQLite persistence of every fill record of both sources and of every break.
+
+One connection shared by all threads (check_same_thread=False) and serialised by a lock: the caller writes
+from QuickFIX's callback threads and reads from the control plane. Writes are tiny, so one lock costs less
+than the reasoning a connection per thread would need. WAL with synchronous=FULL: a fill acknowledged by
+add_fill survives a power cut, and readers (e.g. `sqlite3` by an operator) do not block the writer.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from gateway.recon.model import Break, BreakStatus, BreakType, FillRecord, FillView, Source
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL CHECK (source IN ('gateway', 'dropcopy')),
+    exec_id TEXT NOT NULL,
+    exec_type TEXT NOT NULL,
+    occurrence INTEGER NOT NULL,          -- 0 = first message with this ExecID; >0 = a DUPLICATE
+    order_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, orig_cl_ord_id TEXT,
+    account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    last_qty REAL NOT NULL, last_px REAL NOT NULL,
+    exec_ref_id TEXT, transact_time TEXT NOT NULL,
+    received_ns INTEGER NOT NULL, trade_date TEXT NOT NULL, poss_dup INTEGER NOT NULL,
+    UNIQUE (source, exec_id, exec_type, occurrence)
+);
+CREATE INDEX IF NOT EXISTS fills_day ON fills (trade_date, received_ns, id);
+CREATE TABLE IF NOT EXISTS breaks (
+    trade_date TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+    exec_id TEXT NOT NULL, order_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL,
+    account TEXT NOT NULL, symbol TEXT NOT NULL,
+    gateway TEXT, dropcopy TEXT,          -- FillView as JSON
+    detected_ns INTEGER NOT NULL, resolved_ns INTEGER, note TEXT NOT NULL,
+    PRIMARY KEY (trade_date, id)
+);
+"""
+_FILL_COLS = ("source", "exec_id", "order_id", "cl_ord_id", "orig_cl_ord_id", "account", "symbol", "side",
+              "last_qty", "last_px", "exec_type", "exec_ref_id", "transact_time", "received_ns", "trade_date",
+              "poss_dup")
+
+
+class AddResult(str, enum.Enum):
+    NEW = "NEW"              # first message with this (source, ExecID, ExecType)
+    RESEND = "RESEND"        # flagged PossDup/PossResend and identical: ignored, nothing stored
+    DUPLICATE = "DUPLICATE"  # a second message asserting the same ExecID: stored, reconciler raises a break
+
+
+class ReconStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> ReconStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ fills
+    def add_fill(self, rec: FillRecord) -> AddResult:
+        """Persist a record unless it is a resend of one already stored. Classification matches the
+        Reconciler's, so feeding it NEW and DUPLICATE records (or everything) gives the same state."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE source=? AND exec_id=? AND exec_type=? "
+                    "AND occurrence=0", (rec.source, rec.exec_id, rec.exec_type)).fetchone()
+                if row is None:
+                    occurrence, result = 0, AddResult.NEW
+                elif rec.poss_dup and rec.same_economics(_fill(row)):
+                    self._db.execute("COMMIT")
+                    return AddResult.RESEND
+                else:
+                    (last,) = self._db.execute(
+                        "SELECT MAX(occurrence) FROM fills WHERE source=? AND exec_id=? AND exec_type=?",
+                        (rec.source, rec.exec_id, rec.exec_type)).fetchone()
+                    occurrence, result = last + 1, AddResult.DUPLICATE
+                values = [getattr(rec, c) for c in _FILL_COLS]
+                values[_FILL_COLS.index("poss_dup")] = int(rec.poss_dup)
+                self._db.execute(
+                    f"INSERT INTO fills ({', '.join(_FILL_COLS)}, occurrence) "
+                    f"VALUES ({', '.join('?' * (len(_FILL_COLS) + 1))})", (*values, occurrence))
+                self._db.execute("COMMIT")
+                return result
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def load_day(self, trade_date: str) -> tuple[list[FillRecord], list[FillRecord]]:
+        """(gateway_fills, dropcopy_fills) of one trading day, each in receive order."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE trade_date=? ORDER BY received_ns, id",
+                (trade_date,)).fetchall()
+        fills = [_fill(r) for r in rows]
+        return [f for f in fills if f.source == "gateway"], [f for f in fills if f.source == "dropcopy"]
+
+    def trade_dates(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT trade_date FROM fills ORDER BY 1")]
+
+    # ----------------------------------------------------------------- breaks
+    def save_break(self, brk: Break) -> None:
+        """Insert or update (status, resolution, note) a break; ids are stable so this is idempotent."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO breaks VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (trade_date, id) DO UPDATE "
+                "SET status=excluded.status, resolved_ns=excluded.resolved_ns, note=excluded.note, "
+                "gateway=excluded.gateway, dropcopy=excluded.dropcopy",
+                (brk.trade_date, brk.id, brk.type.value, brk.status.value, brk.exec_id, brk.order_id,
+                 brk.cl_ord_id, brk.account, brk.symbol, _view_json(brk.gateway), _view_json(brk.dropcopy),
+                 brk.detected_ns, brk.resolved_ns, brk.note))
+
+    def load_breaks(self, trade_date: str) -> list[Break]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT trade_date, id, type, status, exec_id, order_id, cl_ord_id, account, symbol, gateway, "
+                "dropcopy, detected_ns, resolved_ns, note FROM breaks WHERE trade_date=? "
+                "ORDER BY detected_ns, id", (trade_date,)).fetchall()
+        return [Break(id=r[1], type=BreakType(r[2]), status=BreakStatus(r[3]), trade_date=r[0], exec_id=r[4],
+                      order_id=r[5], cl_ord_id=r[6], account=r[7], symbol=r[8], gateway=_view(r[9]),
+                      dropcopy=_view(r[10]), detected_ns=r[11], resolved_ns=r[12], note=r[13]) for r in rows]
+
+
+def _fill(row: tuple) -> FillRecord:
+    values = dict(zip(_FILL_COLS, row))
+    values["poss_dup"] = bool(values["poss_dup"])
+    src: Source = values["source"]
+    values["source"] = src
+    return FillRecord(**values)
+
+
+def _view_json(view: FillView | None) -> str | None:
+    return None if view is None else json.dumps(asdict(view))
+
+
+def _view(text: str | None) -> FillView | None:
+    return None if text is None else FillView(**json.loads(text))
