@@ -91,6 +91,12 @@ class FillRecord:
     # an ExecID with identical economics is a resend, not a duplicate fill.
     poss_dup: bool = False
 
+    def __post_init__(self) -> None:
+        # An int qty from a caller would print as "50" here and "50.0" after a store round trip; reports
+        # must not depend on where a record came from.
+        object.__setattr__(self, "last_qty", float(self.last_qty))
+        object.__setattr__(self, "last_px", float(self.last_px))
+
     @property
     def key(self) -> tuple[str, str]:
         return (self.exec_id, self.exec_type)
