@@ -41,15 +41,21 @@ class OmsClient:
                          state_dir / "store", state_dir / "fixlog")
         self._settings = qs.write_settings(state_dir / "client.cfg", text)
         self._app = _ClientApp(self)
-        self._initiator = fix.SocketInitiator(self._app, fix.FileStoreFactory(self._settings), self._settings,
+        self._initiator: fix.SocketInitiator | None = fix.SocketInitiator(self._app, fix.FileStoreFactory(self._settings), self._settings,
                                               fix.FileLogFactory(self._settings))
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
+        assert self._initiator is not None, "a stopped client cannot be restarted; make a new one"
         self._initiator.start()
 
     def stop(self) -> None:
-        self._initiator.stop()
+        """Log out and destroy the engine: QuickFIX keeps a process-wide session registry, and a stopped but
+        living engine would keep this SessionID registered and swallow the next client's messages."""
+        if self._initiator is not None:
+            self._app.logout_all()
+            self._initiator.stop()
+            self._initiator = None
         with self._cond:
             self.logged_on = False
             self._cond.notify_all()
@@ -112,13 +118,17 @@ class OmsClient:
             self.received.append(f)
             self._cond.notify_all()
 
-    def wait_for(self, pred: Callable[[Fields], bool], timeout: float = 10.0, start: int = 0) -> Fields:
-        """The first received message from index `start` on that satisfies `pred`; TimeoutError if none comes."""
+    def wait_for(self, pred: Callable[[Fields], bool], timeout: float = 10.0, start: int = 0,
+                 admin: bool = False) -> Fields:
+        """The first received message from index `start` on that satisfies `pred`; TimeoutError if none comes.
+
+        `admin=True` searches the session-level messages (Reject, Logout, ...) instead of application ones.
+        """
         with self._cond:
             found: list[Fields] = []
 
             def match() -> bool:
-                for f in self.received[start:]:
+                for f in (self.admin_received if admin else self.received)[start:]:
                     if pred(f):
                         found.append(f)
                         return True

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import math
 
-try:  # TEMP until risk.kernel lands
-    from risk.reasons import CATALOGUE
-except ImportError:
-    CATALOGUE = {}
+from risk.reasons import CATALOGUE
 
 _MAX_TEXT = 150
 
 
 def ord_rej_reason(code: str) -> int:
-    entry = CATALOGUE.get(code)
-    r = getattr(entry, "ord_rej_reason", None) if entry else None
-    return 99 if r is None else int(r)
+    """OrdRejReason (103) of a code; 99 (Other) where no standard value fits."""
+    r = CATALOGUE[code].ord_rej_reason
+    return 99 if r is None else r
 
 
 def cxl_rej_reason(code: str) -> int:
-    entry = CATALOGUE.get(code)
-    r = getattr(entry, "cxl_rej_reason", None) if entry else None
-    return 99 if r is None else int(r)
+    """CxlRejReason (102) of a code; 99 (Other) where no standard value fits."""
+    r = CATALOGUE[code].cxl_rej_reason
+    return 99 if r is None else r
 
 
 def text(code: str, detail: str = "", value: float = math.nan, limit: float = math.nan) -> str:

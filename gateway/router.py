@@ -107,7 +107,10 @@ class Router:
         log.info("venue session logged on", extra={"session": sid_key(sid)})
 
     def venue_logout(self, sid: fix.SessionID) -> None:
-        self.venue_up = False
+        was_up, self.venue_up = self.venue_up, False
+        if self.stopping or not was_up:
+            log.info("venue session logged out", extra={"session": sid_key(sid)})
+            return
         log.warning("venue session down: new orders are rejected with VENUE_DOWN", extra={"session": sid_key(sid)})
 
     # ---------------------------------------------------------------- client side
@@ -174,9 +177,9 @@ class Router:
         if o.ord_type not in ORD_TYPES:
             return Verdict("INVALID_ORDER", f"OrdType(40)={o.ord_type} is not supported")
         if not (o.qty > 0) or math.isinf(o.qty):
-            return Verdict("INVALID_ORDER", "OrderQty(38) must be a positive number")
+            return Verdict("INVALID_QTY", "OrderQty(38) must be a positive number")
         if o.ord_type == "2" and (not (o.price > 0) or math.isinf(o.price)):
-            return Verdict("INVALID_ORDER", "a limit order needs a positive Price(44)")
+            return Verdict("INVALID_PRICE", "a limit order needs a positive Price(44)")
         if not self.venue_up:
             return Verdict("VENUE_DOWN", "venue session is not logged on; order not sent")
         return ACCEPT
@@ -191,9 +194,9 @@ class Router:
             if verdict.code is None:
                 assert order is not None
                 if not (qty > 0) or math.isinf(qty):
-                    verdict = Verdict("INVALID_ORDER", "OrderQty(38) must be a positive number")
+                    verdict = Verdict("INVALID_QTY", "OrderQty(38) must be a positive number")
                 elif order.ord_type == "2" and (not (price > 0) or math.isinf(price)):
-                    verdict = Verdict("INVALID_ORDER", "a limit order needs a positive Price(44)")
+                    verdict = Verdict("INVALID_PRICE", "a limit order needs a positive Price(44)")
                 elif fm.get(msg, fm.SYMBOL) != order.symbol or fm.get(msg, fm.SIDE) != order.side:
                     verdict = Verdict("INVALID_ORDER", "a replace may not change Symbol(55) or Side(54)")
                 elif fm.get(msg, fm.ACCOUNT, order.account) != order.account:
@@ -269,7 +272,7 @@ class Router:
         if not order.is_open:
             return Verdict("UNKNOWN_ORDER", f"order is already done (OrdStatus {order.status})")
         if order.pending:
-            return Verdict("INVALID_ORDER", "a cancel or replace of this order is still pending at the venue")
+            return Verdict("REPLACE_PENDING", "a cancel or replace of this order is still pending at the venue")
         if not self.venue_up:
             return Verdict("VENUE_DOWN", "venue session is not logged on; request not sent")
         return ACCEPT

@@ -31,7 +31,7 @@ class Gateway:
         self.router = Router(cfg, self.events, ledger, id_prefix=prefix)
         log.info("state rebuilt from the event log",
                  extra={"events": replayed, "open_orders": len(ledger.open_orders())})
-        self._acceptor: fix.SocketAcceptor | None = None
+        self._acceptor: fix.ThreadedSocketAcceptor | None = None
         self._initiator: fix.SocketInitiator | None = None
         self._apps: list[App] = []
         self.venue_logged_on = threading.Event()
@@ -58,7 +58,7 @@ class Gateway:
         text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses)
         settings = qs.write_settings(state / "quickfix" / "clients.cfg", text)
-        self._acceptor = fix.SocketAcceptor(client_app, fix.FileStoreFactory(settings), settings,
+        self._acceptor = fix.ThreadedSocketAcceptor(client_app, fix.FileStoreFactory(settings), settings,
                                             _log_factory(settings, log_dir))
 
         v = cfg.venue
@@ -101,6 +101,8 @@ class Gateway:
     def stop(self) -> None:
         """Stop taking orders, log every session out, close the event log."""
         self.router.stopping = True
+        for app in self._apps:
+            app.logout_all(reason="gateway stopping")
         for engine in (self._acceptor, self._initiator):
             if engine is not None:
                 engine.stop()

@@ -105,7 +105,7 @@ class VenueSim:
         boot = format(time.time_ns() // 1_000_000, "x").upper()
         self._order_ids = (f"V{boot}-{n}" for n in itertools.count(1))
         self._exec_ids = (f"E{boot}-{n}" for n in itertools.count(1))
-        self._acceptor: fix.SocketAcceptor | None = None
+        self._acceptor: fix.ThreadedSocketAcceptor | None = None
         self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
         self.logon_event = threading.Event()
 
@@ -122,13 +122,14 @@ class VenueSim:
                          f"HeartBtInt={self.cfg.heartbeat_s}\nSocketAcceptPort={dc_port}\n")
         settings = qs.write_settings(state / "quickfix" / "venue-sim.cfg", text)
         self._app = App("venue-sim", self._on_message, self._on_logon, self._on_logout)
-        self._acceptor = fix.SocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
+        self._acceptor = fix.ThreadedSocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
                                             fix.FileLogFactory(settings))
         self._acceptor.start()
         log.info("venue simulator listening", extra={"port": self.cfg.port, "dropcopy_port": self.cfg.dropcopy_port})
 
     def stop(self) -> None:
         if self._acceptor is not None:
+            self._app.logout_all()
             self._acceptor.stop()
             self._acceptor = None
 
