@@ -1,0 +1,71 @@
+"""The result of a pre-trade check, and its rendering for FIX Text(58)."""
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+from risk.reasons import BY_ID, CATALOGUE, RUNBOOK_DIR
+
+TEXT_MAX = 150
+
+
+class Outcome(IntEnum):
+    ACCEPT = 0
+    WARN = 1  # accepted, but a warn threshold was crossed: raise telemetry
+    REJECT = 2
+
+
+Warning_ = tuple[str, float, float]  # (code, measured value, limit)
+
+
+class Decision(NamedTuple):
+    outcome: Outcome
+    code: str | None = None
+    value: float = 0.0
+    limit: float = 0.0
+    warnings: tuple[Warning_, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome != Outcome.REJECT
+
+    @property
+    def runbook(self) -> str | None:
+        return f"{RUNBOOK_DIR}/{self.code}.md" if self.code else None
+
+    @property
+    def ord_rej_reason(self) -> int | None:
+        return CATALOGUE[self.code].ord_rej_reason if self.code else None
+
+    @property
+    def cxl_rej_reason(self) -> int | None:
+        return CATALOGUE[self.code].cxl_rej_reason if self.code else None
+
+    def text(self) -> str:
+        """FIX Text(58): code, figures and the runbook page, kept under TEXT_MAX characters."""
+        if self.outcome == Outcome.REJECT and self.code:
+            body = CATALOGUE[self.code].detail.format(value=self.value, limit=self.limit)
+            out = f"{self.code}: {body}; see {self.runbook}"
+        elif self.warnings:
+            parts = [f"{c} {v:g}/{lim:g}" for c, v, lim in self.warnings]
+            out = "WARN " + ", ".join(parts)
+        else:
+            out = "accepted"
+        return out if len(out) <= TEXT_MAX else out[: TEXT_MAX - 3] + "..."
+
+
+ACCEPTED = Decision(Outcome.ACCEPT)
+
+
+def reject(code: str, value: float = 0.0, limit: float = 0.0) -> Decision:
+    """A reject built outside the kernel (the gateway's own codes); KeyError on an unknown code."""
+    CATALOGUE[code]
+    return Decision(Outcome.REJECT, code, float(value), float(limit))
+
+
+def from_kernel(code_id: int, value: float, limit: float, warnings: tuple[Warning_, ...]) -> Decision:
+    if code_id > 0:
+        return Decision(Outcome.REJECT, BY_ID[code_id].code, value, limit, warnings)
+    if warnings:
+        return Decision(Outcome.WARN, None, 0.0, 0.0, warnings)
+    return ACCEPTED
