@@ -37,3 +37,14 @@ def dyadic_scenarios(n_scen: int, n_ins: int = len(INSTRUMENTS), seed: int = 7) 
 def make_cfg(limits: dict[str, Any] | None = None, scenarios: np.ndarray | None = None,
              accounts: list[dict[str, Any]] | None = None) -> RiskConfig:
     return risk_config_from_data(INSTRUMENTS, accounts or ACCOUNTS, limits or {}, scenarios)
+
+
+def same(d: Any, r: Any) -> bool:
+    """Decisions equal, NaN figures included (an invalid NaN input is echoed as the value)."""
+    def norm(x: Any) -> Any:
+        if isinstance(x, float) and x != x:
+            return "nan"
+        if isinstance(x, tuple):
+            return tuple(norm(y) for y in x)
+        return x
+    return norm(tuple(d)) == norm(tuple(r))
