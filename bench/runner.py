@@ -1,0 +1,273 @@
+"""bench/run: the order-path benchmark, three arrangements in one run.
+
+    direct       load client -> venue simulator
+    passthrough  load client -> bench/passthrough.py (bare QuickFIX, no checks) -> venue simulator
+    gateway      load client -> `fixgw run` (every check on, bench/configs/gateway.toml) -> venue simulator
+
+Each arrangement gets fresh state folders and its own processes (venue simulator, proxy or gateway, load
+client: three processes sharing the machine's cores). The load client runs the same plan against each: a
+warm-up, fixed rates ascending, then bursts. Results go to bench/results/<run>.json, the tables to stdout and
+<run>.md, the latency-vs-rate plot to <run>.png.
+
+    bench/run                      # the default run (about 3-4 minutes)
+    bench/run --quick              # a 30-second sanity run
+    bench/run --rates 1000,2000 --duration 5 --bursts 2000 --arrangements passthrough,gateway
+    bench/run --profile            # py-spy profile of the gateway's order path at --profile-rate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (BENCH, CONFIGS, PYTHON, RESULTS, ROOT, Procs, dump_toml, free_port, git_commit,  # noqa: E402
+                    install_stop_handlers, machine_info)
+import report  # noqa: E402
+
+import tomllib  # noqa: E402
+
+FIXGW = PYTHON.parent / "fixgw"
+ARRANGEMENTS = ("direct", "passthrough", "gateway")
+DEFAULT_RATES = "500,1000,2000,3000,4000,5000,6000"
+
+_live: list[Procs] = []
+
+
+def _cleanup() -> None:
+    for p in _live:
+        p.stop_all(timeout=5)
+
+
+def build_plan(a: argparse.Namespace) -> list[dict[str, Any]]:
+    plan: list[dict[str, Any]] = []
+    if a.warmup:
+        plan.append({"name": "warmup", "kind": "rate", "rate": 500, "orders": a.warmup, "settle_s": 0.5})
+    for r in a.rates:
+        plan.append({"name": f"rate-{r}", "kind": "rate", "rate": r, "duration": a.duration, "settle_s": 0.5})
+    for b in a.bursts:
+        plan.append({"name": f"burst-{b}", "kind": "burst", "orders": b, "settle_s": 1.0})
+    return plan
+
+
+def plan_budget_s(plan: list[dict[str, Any]], ack_timeout: float) -> float:
+    t = 0.0
+    for ph in plan:
+        n = ph.get("orders") or ph["rate"] * ph["duration"]
+        t += (n / ph["rate"] * 3 + 5 if ph["kind"] == "rate" else n / 500) + ack_timeout + ph["settle_s"] + 1
+    return t + 60
+
+
+def sim_config(state: Path, port: int, action: str) -> Path:
+    doc = tomllib.loads((CONFIGS / "venue_sim.toml").read_text())
+    sim = doc["venue_sim"]
+    sim["port"] = port
+    sim["state_dir"] = str(state / "venue-sim")
+    for rule in sim.get("rules", []):
+        rule["action"] = action
+    path = state / "venue_sim.toml"
+    path.write_text(dump_toml(doc))
+    return path
+
+
+def gateway_config(state: Path, port: int, venue_port: int) -> Path:
+    doc = tomllib.loads((CONFIGS / "gateway.toml").read_text())
+    doc["gateway"]["state_dir"] = str(state / "gateway")
+    doc["acceptor"]["port"] = port
+    doc["venue"]["port"] = venue_port
+    for k, v in list(doc.get("risk", {}).items()):
+        doc["risk"][k] = str((CONFIGS / v).resolve())
+    path = state / "gateway.toml"
+    path.write_text(dump_toml(doc))
+    return path
+
+
+def gateway_argv(a: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
+    if a.gateway_src:
+        src = Path(a.gateway_src).resolve()
+        return ([str(PYTHON), "-c", "import sys; from gateway.cli import main; sys.exit(main())"],
+                {"PYTHONPATH": str(src)}, src)
+    return [str(FIXGW)], {}, ROOT
+
+
+def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]], run_dir: Path
+                    ) -> dict[str, Any]:
+    state = run_dir / name
+    state.mkdir(parents=True)
+    procs = Procs(state)
+    _live.append(procs)
+    res: dict[str, Any] = {"arrangement": name, "phases": [], "error": ""}
+    t0 = time.monotonic()
+    try:
+        vport = free_port()
+        sim = procs.start("venue-sim", [str(FIXGW), "venue-sim", "--config", str(sim_config(state, vport,
+                                                                                        a.venue_action))])
+        sim.wait_for_text("venue simulator listening", 60)
+        watch = {"venue": sim.pid}
+        if name == "direct":
+            port, target = vport, "VENUE"
+        elif name == "passthrough":
+            port, target = free_port(), "FIXGW"
+            pt = procs.start("passthrough", [str(PYTHON), str(BENCH / "passthrough.py"), "--listen-port", str(port),
+                                             "--venue-port", str(vport), "--state-dir", str(state / "passthrough"),
+                                             *a.passthrough_args.split()])
+            pt.wait_for_text('"ready": true', 60, stream="stdout")
+            watch["proxy"] = pt.pid
+        else:
+            port, target = free_port(), "FIXGW"
+            argv, env, cwd = gateway_argv(a)
+            gw = procs.start("gateway", argv + ["run", "--config", str(gateway_config(state, port, vport))],
+                             env=env, cwd=cwd)
+            gw.wait_for_text("venue session logged on", 90)
+            watch["gateway"] = gw.pid
+        (state / "plan.json").write_text(json.dumps(plan))
+        out = state / "client.json"
+        argv = [str(PYTHON), str(BENCH / "loadclient.py"), "--port", str(port), "--target", target,
+                "--plan", f"@{state / 'plan.json'}", "--out", str(out), "--ack-timeout", str(a.ack_timeout)]
+        for k, pid in watch.items():
+            argv += ["--watch", f"{k}={pid}"]
+        profiler = None
+        client = procs.start("client", argv)
+        if a.profile and name == "gateway":
+            profiler = start_profiler(a, procs, watch["gateway"], state)
+        budget = plan_budget_s(plan, a.ack_timeout)
+        try:
+            client.popen.wait(budget)
+        except Exception:
+            res["error"] = f"client did not finish within {budget:.0f}s"
+        for label, p in (("client", client), ("profiler", profiler)):
+            if p is not None and p.alive():
+                p.stop(5)
+        if out.exists():
+            res.update(json.loads(out.read_text()))
+        elif not res["error"]:
+            res["error"] = f"client wrote no result:\n{client.tail()}"
+        for p in procs.started:
+            if p.name in ("gateway", "passthrough", "venue-sim") and not p.alive():
+                res["error"] += f" {p.name} exited early ({p.popen.returncode}): {p.tail(5)}"
+        if profiler is not None:
+            res["profile"] = str(state / "profile.raw.txt")
+    except Exception as e:
+        res["error"] = f"{type(e).__name__}: {e}"
+    finally:
+        res["stop_codes"] = procs.stop_all(timeout=10)
+        _live.remove(procs)
+    res["wall_s"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def start_profiler(a: argparse.Namespace, procs: Procs, pid: int, state: Path) -> Any:
+    spy = PYTHON.parent / "py-spy"
+    if not spy.exists():
+        raise RuntimeError("py-spy is not installed: .venv/bin/pip install py-spy (optional bench tooling)")
+    time.sleep(a.profile_delay)
+    args = [str(spy), "record", "--pid", str(pid), "--duration", str(a.profile_seconds), "--rate", "250",
+            "--format", "raw", "-o", str(state / "profile.raw.txt"), "--threads"]
+    if a.profile_native:
+        args.append("--native")  # py-spy must pause the process to unwind C++ stacks: slows it down
+    else:
+        args.append("--nonblocking")  # sample without pausing the gateway
+    if a.profile_gil:
+        args.append("--gil")
+    return procs.start("py-spy", args)
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", default=DEFAULT_RATES, help=f"offered rates, orders/s (default {DEFAULT_RATES})")
+    p.add_argument("--duration", type=float, default=4.0, help="seconds per rate (default 4)")
+    p.add_argument("--bursts", default="1000,5000", help="burst sizes, orders (default 1000,5000)")
+    p.add_argument("--warmup", type=int, default=1000, help="warm-up orders at 500/s, not reported")
+    p.add_argument("--arrangements", default=",".join(ARRANGEMENTS))
+    p.add_argument("--venue-action", choices=("ack", "fill"), default="ack")
+    p.add_argument("--ack-timeout", type=float, default=15.0, help="an order not acked this long after its "
+                   "phase's last send is lost")
+    p.add_argument("--passthrough-args", default="", help="extra flags for bench/passthrough.py")
+    p.add_argument("--gateway-src", help="run the gateway from this source tree (a scratch copy) instead")
+    p.add_argument("--tag", default="", help="suffix of the results' file names")
+    p.add_argument("--out-dir", default=str(RESULTS))
+    p.add_argument("--keep-state", action="store_true", help="keep var/bench/<run>/ (logs, stores)")
+    p.add_argument("--quick", action="store_true", help="rates 1000,3000 for 2 s, one burst of 1000")
+    p.add_argument("--profile", action="store_true", help="py-spy the gateway during the run")
+    p.add_argument("--profile-rate", type=int, default=2000)
+    p.add_argument("--profile-seconds", type=int, default=15)
+    p.add_argument("--profile-delay", type=float, default=3.0)
+    p.add_argument("--profile-native", action="store_true", help="include QuickFIX's C++ frames")
+    p.add_argument("--profile-gil", action="store_true", help="only samples of the thread holding the GIL")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.rates, a.duration, a.bursts, a.warmup = "1000,3000", 2.0, "1000", 300
+    if a.profile:
+        a.arrangements = "gateway"
+        a.rates = str(a.profile_rate)
+        a.duration = a.profile_seconds + a.profile_delay + 3
+        a.bursts = ""
+    a.rates = [int(x) for x in str(a.rates).split(",") if x]
+    a.bursts = [int(x) for x in str(a.bursts).split(",") if x]
+    names = [x for x in a.arrangements.split(",") if x]
+    for n in names:
+        if n not in ARRANGEMENTS:
+            p.error(f"unknown arrangement {n}")
+    install_stop_handlers(_cleanup)
+
+    run_id = time.strftime("%Y%m%d-%H%M%S") + (f"-{a.tag}" if a.tag else "")
+    run_dir = ROOT / "var" / "bench" / run_id
+    run_dir.mkdir(parents=True)
+    plan = build_plan(a)
+    res: dict[str, Any] = {
+        "run_id": run_id, "machine": machine_info(), "git": git_commit(),
+        "command": "bench/run " + " ".join(sys.argv[1:] if argv is None else argv),
+        "options": {"rates": a.rates, "duration_s": a.duration, "bursts": a.bursts, "warmup": a.warmup,
+                    "venue_action": a.venue_action, "passthrough_args": a.passthrough_args,
+                    "gateway_src": a.gateway_src, "ack_timeout_s": a.ack_timeout},
+        "plan": plan, "arrangements": {}}
+    print(f"bench run {run_id}: {', '.join(names)}; rates {a.rates}/s x {a.duration:g}s, bursts {a.bursts}",
+          flush=True)
+    try:
+        for name in names:
+            print(f"-- {name} ...", flush=True)
+            r = run_arrangement(name, a, plan, run_dir)
+            res["arrangements"][name] = r
+            print(f"   done in {r['wall_s']}s{'; ERROR ' + r['error'] if r['error'] else ''}", flush=True)
+    finally:
+        _cleanup()
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{run_id}.json"
+    summary = ""
+    if a.profile:
+        prof = res["arrangements"].get("gateway", {}).get("profile")
+        if prof and Path(prof).exists():
+            import profile_summary
+            dest = out_dir / f"{run_id}-profile.raw.txt"
+            shutil.copy(prof, dest)
+            res["arrangements"]["gateway"]["profile"] = _rel(dest)
+            summary = profile_summary.summarize(dest)
+            (out_dir / f"{run_id}-profile.md").write_text(summary)
+    json_path.write_text(json.dumps(res, indent=1))
+    md = report.markdown(res)
+    (out_dir / f"{run_id}.md").write_text(md)
+    png = out_dir / f"{run_id}.png"
+    plotted = not a.profile and report.plot(res, png)
+    print(summary)
+    print(md)
+    if plotted:
+        print(f"plot: {_rel(png)}")
+    print(f"results: {_rel(json_path)}")
+    if not a.keep_state:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    errors = [n for n, r in res["arrangements"].items() if r.get("error")]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
