@@ -69,6 +69,15 @@ class RiskFiles(_Strict):
     scenarios: Path | None = None
 
 
+class ReconSettings(_Strict):
+    """Drop-copy reconciliation: how long either copy of a fill may lag the other before it is a break."""
+
+    grace_s: Annotated[float, Field(gt=0, le=86_400)] = 5.0
+    price_tolerance: Annotated[float, Field(ge=0)] = 1e-9
+    end_of_day_utc: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
+    report_dir: Path = Path("reports")  # relative: under the state folder
+
+
 class MetricsSettings(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: no metrics endpoint
     host: str = "127.0.0.1"
@@ -78,6 +87,7 @@ class GatewaySettings(_Strict):
     name: str = "fixgw"
     state_dir: Path = Path("var/fixgw")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_open_orders: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000  # risk engine order slots
     # QuickFIX FileLog of every message: the offline reconciliation reads it.
     fix_message_log: bool = True
 
@@ -95,6 +105,7 @@ class GatewayConfig(_Strict):
     venue: InitiatorSettings
     dropcopy: InitiatorSettings | None = None
     risk: RiskFiles | None = None
+    reconciliation: ReconSettings = ReconSettings()
     metrics: MetricsSettings = MetricsSettings()
     source: Path | None = Field(default=None, exclude=True)
 

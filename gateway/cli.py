@@ -11,10 +11,13 @@ from config.errors import ConfigError
 
 def _check_config(args: argparse.Namespace) -> int:
     from config.settings import load_config
+    from gateway.service import load_risk
 
     cfg = load_config(args.config)
+    risk = load_risk(cfg)
+    limits = f", limits {risk.limits_version}" if risk is not None else ", no risk checks"
     print(f"{args.config}: OK ({len(cfg.acceptor.clients)} client sessions, venue "
-          f"{cfg.venue.host}:{cfg.venue.port}, state in {cfg.state_dir})")
+          f"{cfg.venue.host}:{cfg.venue.port}, state in {cfg.state_dir}{limits})")
     return 0
 
 

@@ -131,15 +131,15 @@ def run_script(script: Script, oms1: OmsClient, oms2: OmsClient) -> None:
     oms1.new_order("M1", "ACC1", "MSFT", "2", 200, 410.0)
     script.check("new MSFT sell 200 @410", "partial fill 100 (39=1)", terminal(oms1, "M1", "F", "1"))
 
-    oms1.new_order("I1", "ACC2", "IBM", "1", 300, 150.0)
-    script.check("new IBM buy 300 @150", "acknowledged, resting (150=0)", terminal(oms1, "I1", "0"))
-    oms1.replace("I2", "I1", "IBM", "1", 400, 151.0, "ACC2")
-    script.check("replace IBM -> 400 @151", "replaced (150=5)", terminal(oms1, "I2", "5"))
-    oms1.cancel("I3", "I2", "IBM", "1", "ACC2")
-    script.check("cancel IBM", "canceled (150=4)", terminal(oms1, "I3", "4"))
+    oms1.new_order("I1", "ACC2", "JPM", "1", 300, 200.0)
+    script.check("new JPM buy 300 @200", "acknowledged, resting (150=0)", terminal(oms1, "I1", "0"))
+    oms1.replace("I2", "I1", "JPM", "1", 400, 201.0, "ACC2")
+    script.check("replace JPM -> 400 @201", "replaced (150=5)", terminal(oms1, "I2", "5"))
+    oms1.cancel("I3", "I2", "JPM", "1", "ACC2")
+    script.check("cancel JPM", "canceled (150=4)", terminal(oms1, "I3", "4"))
 
-    oms1.new_order("T1", "ACC2", "TSLA", "1", 10, 250.0)
-    script.check("new TSLA on a halted name", "venue reject (150=8)", terminal(oms1, "T1", "8"))
+    oms1.new_order("T1", "ACC2", "XOM", "1", 10, 110.0)
+    script.check("new XOM on a halted name", "venue reject (150=8)", terminal(oms1, "T1", "8"))
 
     oms2.new_order("A1", "ACC3", "AAPL", "2", 50, 191.0)
     script.check("OMS2 reuses ClOrdID A1", "its own fill, on OMS2 only", lambda: _same_id_check(oms1, oms2))

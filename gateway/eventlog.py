@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger("fixgw.eventlog")
 
@@ -30,6 +30,8 @@ class EventLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._lock = threading.Lock()
         self.seq = sum(1 for _ in self.replay())
+        # Called under the log's lock, in sequence order: the journal queue and metrics feed on this.
+        self.subscribers: list[Callable[[dict[str, Any]], None]] = []
 
     def _repair_torn_tail(self) -> None:
         """A crash can only tear the last line; drop it so the next append starts on a line boundary."""
@@ -56,6 +58,11 @@ class EventLog:
             os.write(self._fd, (_dumps(event) + "\n").encode())
             if self._fsync:
                 os.fsync(self._fd)
+            for fn in self.subscribers:
+                try:
+                    fn(event)
+                except Exception:  # telemetry must never break the order path
+                    log.exception("event subscriber failed")
             return self.seq
 
     def replay(self) -> Iterator[dict[str, Any]]:

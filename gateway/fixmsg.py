@@ -14,7 +14,7 @@ MSG_TYPE, ORDER_ID, ORDER_QTY, ORD_STATUS, ORD_TYPE, ORIG_CL_ORD_ID, PRICE = 35,
 POSS_DUP, SIDE, SYMBOL, TEXT, TIME_IN_FORCE, TRANSACT_TIME = 43, 54, 55, 58, 59, 60
 ORIG_SENDING_TIME, CXL_REJ_REASON, ORD_REJ_REASON, POSS_RESEND = 122, 102, 103, 97
 EXEC_TYPE, LEAVES_QTY, CXL_REJ_RESPONSE_TO, EXEC_REF_ID = 150, 151, 434, 19
-REF_MSG_TYPE, BUSINESS_REJECT_REASON, REF_SEQ_NUM, MSG_SEQ_NUM = 372, 380, 45, 34
+REF_MSG_TYPE, BUSINESS_REJECT_REASON, REF_SEQ_NUM, MSG_SEQ_NUM, TRADE_DATE = 372, 380, 45, 34, 75
 
 _exec_ids = itertools.count(1)
 _boot = format(time.time_ns() // 1_000_000, "x")
@@ -48,6 +48,16 @@ def fmt_num(x: float) -> str:
     if math.isnan(x):
         return "0"
     return repr(int(x)) if x == int(x) and abs(x) < 1e15 else repr(x)
+
+
+def to_dict(msg: fix.Message) -> dict[int, str]:
+    """Every field of a message as {tag: value}; repeating groups collapse (fine for execution reports)."""
+    out: dict[int, str] = {}
+    for part in msg.toString().split("\x01"):
+        if part:
+            tag, _, value = part.partition("=")
+            out[int(tag)] = value
+    return out
 
 
 def new_message(msg_type: str) -> fix.Message:

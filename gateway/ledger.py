@@ -71,12 +71,15 @@ class Ledger:
     by_client: dict[tuple[str, str], Request] = field(default_factory=dict)
     by_venue: dict[str, Request] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
-    exec_ids: set[str] = field(default_factory=set)
+    exec_ids: set[str] = field(default_factory=set)  # fills, corrections and busts applied (resend guard)
+    fills: dict[str, tuple[float, float]] = field(default_factory=dict)  # ExecID -> (qty, px), for G/H
+    rejected_ids: set[tuple[str, str]] = field(default_factory=set)  # ClOrdIDs the gateway refused
     next_number: int = 1
     next_request: int = 0  # numbers venue ClOrdIDs; restored from the event log on restart
 
     def is_duplicate(self, session: str, cl_ord_id: str) -> bool:
-        return (session, cl_ord_id) in self.by_client
+        key = (session, cl_ord_id)
+        return key in self.by_client or key in self.rejected_ids
 
     def find(self, session: str, cl_ord_id: str) -> Order | None:
         req = self.by_client.get((session, cl_ord_id))

@@ -19,13 +19,7 @@ from gateway.apps import App
 Fields = dict[int, str]
 
 
-def parse(msg: fix.Message) -> Fields:
-    out: Fields = {}
-    for part in msg.toString().split("\x01"):
-        if part:
-            tag, _, value = part.partition("=")
-            out[int(tag)] = value
-    return out
+parse = fm.to_dict
 
 
 class OmsClient:

@@ -1,4 +1,5 @@
-"""The gateway process: QuickFIX engines for the client, venue and drop-copy sides around one Router."""
+"""The gateway process: QuickFIX engines for the client, venue and drop-copy sides around one Router,
+with the risk stage, the audit journal, metrics and live reconciliation attached to the event log."""
 
 from __future__ import annotations
 
@@ -6,17 +7,34 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import quickfix as fix
 
+from config.risk_models import RiskConfig, load_risk_config
 from config.settings import GatewayConfig
+from gateway import fixmsg as fm
 from gateway import qf_settings as qs
 from gateway.apps import App
 from gateway.eventlog import EventLog
+from gateway.journal import Journal
 from gateway.ledger import Ledger
-from gateway.router import Router, replay
+from gateway.lifecycle import replay
+from gateway.metrics import Metrics
+from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
+from gateway.recon.events import Event as ReconEvent
+from gateway.recon_feed import ReconFeed
+from gateway.risk_stage import SIDE, RiskStage
+from gateway.router import Router, session_key
 
 log = logging.getLogger("fixgw.service")
+
+
+def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
+    r = cfg.risk
+    if r is None:
+        return None
+    return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios)
 
 
 class Gateway:
@@ -24,17 +42,39 @@ class Gateway:
         self.cfg = cfg
         state = cfg.state_dir
         state.mkdir(parents=True, exist_ok=True)
+        self.metrics = Metrics()
         self.events = EventLog(state / "events.log")
         prefix = self._id_prefix()
         ledger = Ledger()
-        replayed = replay(self.events, ledger)
-        self.router = Router(cfg, self.events, ledger, id_prefix=prefix)
-        log.info("state rebuilt from the event log",
-                 extra={"events": replayed, "open_orders": len(ledger.open_orders())})
-        self._acceptor: fix.ThreadedSocketAcceptor | None = None
-        self._initiator: fix.SocketInitiator | None = None
+        sessions = [session_key(c.target_comp_id, c.sender_comp_id) for c in cfg.acceptor.clients]
+        risk_cfg = load_risk(cfg)
+        self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders)
+                     if risk_cfg is not None else None)
+        t0 = time.monotonic()
+        replayed = replay(self.events, ledger, self.risk)
+        self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix)
+        log.info("state rebuilt from the event log", extra={
+            "events": replayed, "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
+            "limits_version": self.risk.limits_version if self.risk else None})
+
+        self.journal = Journal(state / "journal.sqlite")
+        self.journal.catch_up(self.events)
+        rc = cfg.reconciliation
+        self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
+                                  price_tolerance=rc.price_tolerance)
+        self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events)
+        self.recon.rebuild()
+        self.recon_feed.catch_up([ev for ev in self.events.replay()
+                                  if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
+        for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
+            self._mirror(rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, +1)
+        self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
+
+        self._engines: list[Any] = []
         self._apps: list[App] = []
+        self._seen_sessions: dict[str, set[str]] = {}
         self.venue_logged_on = threading.Event()
+        self.dropcopy_logged_on = threading.Event()
 
     def _id_prefix(self) -> str:
         """Venue ClOrdIDs must never repeat, even after the state folder is wiped: stamp the log's birth."""
@@ -51,15 +91,17 @@ class Gateway:
         cfg, state = self.cfg, self.cfg.state_dir
         r = self.router
         acc = cfg.acceptor
+        log_dir = state / "fixlog" if cfg.gateway.fix_message_log else None
+        self.journal.start()
+        self.recon_feed.start()
+
         client_app = App("clients", r.from_client, r.client_logon, r.client_logout)
         sessions = [qs.SessionSpec(c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s)
                     for c in acc.clients]
-        log_dir = state / "fixlog" if cfg.gateway.fix_message_log else None
         text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses)
-        settings = qs.write_settings(state / "quickfix" / "clients.cfg", text)
-        self._acceptor = fix.ThreadedSocketAcceptor(client_app, fix.FileStoreFactory(settings), settings,
-                                            _log_factory(settings, log_dir))
+        acceptor = self._engine(fix.ThreadedSocketAcceptor, client_app, state / "quickfix" / "clients.cfg", text,
+                                log_dir)
 
         v = cfg.venue
 
@@ -75,14 +117,33 @@ class Gateway:
         vtext = qs.render("initiator", [qs.SessionSpec(v.sender_comp_id, v.target_comp_id, v.host, v.port,
                                                       v.heartbeat_s, v.reconnect_s)],
                           state / "store" / "venue", log_dir and log_dir / "venue")
-        vsettings = qs.write_settings(state / "quickfix" / "venue.cfg", vtext)
-        self._initiator = fix.SocketInitiator(venue_app, fix.FileStoreFactory(vsettings), vsettings,
-                                              _log_factory(vsettings, log_dir))
+        initiators = [self._engine(fix.SocketInitiator, venue_app, state / "quickfix" / "venue.cfg", vtext, log_dir)]
         self._apps = [client_app, venue_app]
-        self._acceptor.start()
-        self._initiator.start()
+
+        d = cfg.dropcopy
+        if d is not None and d.enabled:
+            dc_app = App("dropcopy", self._from_dropcopy, lambda sid: self.dropcopy_logged_on.set(),
+                         lambda sid: self.dropcopy_logged_on.clear())
+            dtext = qs.render("initiator", [qs.SessionSpec(d.sender_comp_id, d.target_comp_id, d.host, d.port,
+                                                          d.heartbeat_s, d.reconnect_s)],
+                              state / "store" / "dropcopy", log_dir and log_dir / "dropcopy")
+            initiators.append(self._engine(fix.SocketInitiator, dc_app, state / "quickfix" / "dropcopy.cfg", dtext,
+                                           log_dir))
+            self._apps.append(dc_app)
+        self._engines = [acceptor, *initiators]
+        for engine in self._engines:
+            engine.start()
+        if cfg.metrics.port:
+            self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
         log.info("gateway started", extra={"client_port": acc.port, "venue": f"{v.host}:{v.port}",
-                                           "clients": [c.sender_comp_id for c in acc.clients]})
+                                           "clients": [c.sender_comp_id for c in acc.clients],
+                                           "risk": self.risk is not None})
+
+    @staticmethod
+    def _engine(kind: Any, app: App, cfg_path: Path, text: str, log_dir: Path | None) -> Any:
+        settings = qs.write_settings(cfg_path, text)
+        logs = fix.FileLogFactory(settings) if log_dir is not None else fix.ScreenLogFactory(False, False, False)
+        return kind(app, fix.FileStoreFactory(settings), settings, logs)
 
     def _venue_to_app(self, msg: fix.Message, sid: fix.SessionID) -> None:
         """Never let QuickFIX resend an old order to the venue after a reconnect: gap-fill it instead.
@@ -95,23 +156,85 @@ class Gateway:
             self.router.undelivered.append(msg.getField(11))
             raise fix.DoNotSend()
 
+    def _from_dropcopy(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if msg.getHeader().getField(35) != "8":
+            raise fix.UnsupportedMessageType()
+        self.recon_feed.on_dropcopy(fm.to_dict(msg))
+
+    # ------------------------------------------------------------------ reconciliation hooks
+    def _mirror(self, account: str, symbol: str, side: str, qty: float, px: float, sign: int) -> None:
+        """A drop-copy fill the gateway never saw moves positions, so risk sees the real book."""
+        if self.risk is None:
+            return
+        with self.router.lock:
+            e = self.risk.engine
+            a, i = e.account_index(account), e.instrument_index(symbol)
+            if a < 0 or i < 0 or side not in SIDE:
+                log.error("drop-copy fill for an unknown account or instrument: not mirrored",
+                          extra={"account": account, "symbol": symbol})
+                return
+            if sign > 0:
+                e.on_external_fill(a, i, SIDE[side], qty, px)
+            else:
+                e.on_bust(a, i, SIDE[side], qty, px)
+
+    def _recon_events(self, events: list[ReconEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, UnknownFill) and not ev.order_known:
+                self.metrics.alerts.labels("DROPCOPY_UNKNOWN_FILL").inc()
+                log.error("DROPCOPY_UNKNOWN_FILL: a drop-copy fill for an order the gateway never saw; position "
+                          "mirrored; see docs/runbooks/DROPCOPY_UNKNOWN_FILL.md",
+                          extra={"exec_id": ev.rec.exec_id, "order_id": ev.rec.order_id, "account": ev.rec.account,
+                                 "symbol": ev.rec.symbol, "side": ev.rec.side, "qty": ev.rec.last_qty,
+                                 "px": ev.rec.last_px})
+            elif isinstance(ev, BreakOpened):
+                self.metrics.alerts.labels("RECON_BREAK").inc()
+
+    # ------------------------------------------------------------------ control plane
     def housekeeping(self) -> None:
         self.router.drain_undelivered()
+        self.recon_feed.tick()
+        self.refresh_gauges()
+
+    def refresh_gauges(self) -> None:
+        m = self.metrics
+        for t, n in self.recon.open_counts().items():
+            m.recon_open.labels(t.value if hasattr(t, "value") else str(t)).set(n)
+        for app in self._apps:
+            up = set(app.logged_on)
+            seen = self._seen_sessions.setdefault(app.name, set())
+            seen |= up
+            for key in seen:
+                m.session_up.labels(app.name, key).set(1 if key in up else 0)
+        with self.router.lock:
+            m.open_orders.set(len(self.router.ledger.open_orders()))
+            m.unroutable.set(self.router.unroutable)
+            if self.risk is not None:
+                e = self.risk.engine
+                for n, name in enumerate(e.account_names):
+                    for limit, ratio in e.utilisation(n).items():
+                        m.utilisation.labels(name, limit).set(ratio)
+
+    def reload_risk(self) -> str:
+        """Swap in new limits and reference data atomically; a bad file raises and leaves the old ones."""
+        if self.risk is None:
+            raise ValueError("no [risk] section in the configuration: nothing to reload")
+        new_cfg = load_risk(self.cfg)
+        assert new_cfg is not None
+        with self.router.lock:
+            return self.risk.swap_config(new_cfg)
 
     def stop(self) -> None:
-        """Stop taking orders, log every session out, close the event log."""
+        """Stop taking orders, log every session out, flush the journal and the reconciliation."""
         self.router.stopping = True
         for app in self._apps:
             app.logout_all(reason="gateway stopping")
-        for engine in (self._acceptor, self._initiator):
-            if engine is not None:
-                engine.stop()
-        self._acceptor = self._initiator = None
+        for engine in self._engines:
+            engine.stop()
+        self._engines = []
+        self.router.drain_undelivered()
+        self.recon_feed.stop()
+        self.journal.stop()
         self.events.close()
+        self.recon.store.close()
         log.info("gateway stopped")
-
-
-def _log_factory(settings: fix.SessionSettings, log_dir: Path | None) -> fix.LogFactory:
-    if log_dir is None:
-        return fix.NullLogFactory() if hasattr(fix, "NullLogFactory") else fix.ScreenLogFactory(False, False, False)
-    return fix.FileLogFactory(settings)

@@ -60,10 +60,25 @@ def test_a_missing_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_missing_risk_file_is_reported(tmp_path: Path) -> None:
-    p = _write(tmp_path, GOOD + '\n[risk]\ninstruments = "i.csv"\naccounts = "a.toml"\nlimits = "l.toml"\n')
+    p = _write(tmp_path, GOOD.replace('instruments = "../examples/instruments.csv"', 'instruments = "i.csv"'))
     with pytest.raises(ConfigError) as e:
         load_config(p)
     assert e.value.field == "risk.instruments" and "file not found" in e.value.reason
+
+
+def test_check_config_also_validates_the_risk_files(tmp_path: Path) -> None:
+    limits = tmp_path / "limits.toml"
+    limits.write_text((DEMO_DIR.parent / "examples" / "limits.toml").read_text().replace("qty_max = 10_000",
+                                                                                         "qty_max = -5", 1))
+    p = _write(tmp_path, GOOD.replace("../examples/instruments.csv", str(DEMO_DIR.parent / "examples" /
+                                                                        "instruments.csv"))
+               .replace("../examples/accounts.toml", str(DEMO_DIR.parent / "examples" / "accounts.toml"))
+               .replace("../examples/scenarios.csv", str(DEMO_DIR.parent / "examples" / "scenarios.csv"))
+               .replace("../examples/limits.toml", str(limits)))
+    r = subprocess.run([sys.executable, "-m", "gateway.cli", "check-config", str(p)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert str(limits) in r.stderr and "qty_max" in r.stderr
 
 
 def test_check_config_command(tmp_path: Path) -> None:

@@ -31,12 +31,12 @@ def test_partial_fill_leaves_the_rest_open(running) -> None:
 
 def test_replace_then_cancel_carry_the_clients_ids(running) -> None:
     oms = running.client()
-    oms.new_order("I1", "ACC2", "IBM", "1", 300, 150.0)
+    oms.new_order("I1", "ACC2", "JPM", "1", 300, 200.0)
     _er(oms, "I1", "0")
-    oms.replace("I2", "I1", "IBM", "1", 400, 151.0, "ACC2")
+    oms.replace("I2", "I1", "JPM", "1", 400, 201.0, "ACC2")
     rep = _er(oms, "I2", "5")
-    assert (rep[41], rep[38], rep[44]) == ("I1", "400", "151.0")
-    oms.cancel("I3", "I2", "IBM", "1", "ACC2")
+    assert (rep[41], rep[38], rep[44]) == ("I1", "400", "201.0")
+    oms.cancel("I3", "I2", "JPM", "1", "ACC2")
     can = _er(oms, "I3", "4", "4")
     assert can[41] == "I2"
     assert not running.gw.router.ledger.open_orders()
@@ -44,7 +44,7 @@ def test_replace_then_cancel_carry_the_clients_ids(running) -> None:
 
 def test_venue_reject_reaches_the_client(running) -> None:
     oms = running.client()
-    oms.new_order("T1", "ACC2", "TSLA", "1", 10, 250.0)
+    oms.new_order("T1", "ACC2", "XOM", "1", 10, 110.0)
     rej = _er(oms, "T1", "8", "8")
     assert rej[58] == "venue: instrument halted"
 
@@ -52,13 +52,13 @@ def test_venue_reject_reaches_the_client(running) -> None:
 def test_two_clients_with_the_same_clordid_do_not_collide(running) -> None:
     oms1 = running.client("OMS1")
     oms2 = running.client("OMS2")
-    oms1.new_order("SAME", "ACC1", "IBM", "1", 10, 150.0)  # rests at the venue
+    oms1.new_order("SAME", "ACC1", "JPM", "1", 10, 200.0)  # rests at the venue
     oms2.new_order("SAME", "ACC3", "AAPL", "2", 20, 191.0)  # fills at once
     _er(oms1, "SAME", "0")
     f2 = _er(oms2, "SAME", "F", "2")
     assert (f2[54], f2[32]) == ("2", "20")
     # OMS1 cancels its own SAME: only its order goes, OMS2 hears nothing of it.
-    oms1.cancel("SAME-X", "SAME", "IBM", "1", "ACC1")
+    oms1.cancel("SAME-X", "SAME", "JPM", "1", "ACC1")
     _er(oms1, "SAME-X", "4")
     assert all(m.get(54) == "1" for m in oms1.reports("SAME"))
     assert all(m.get(54) == "2" for m in oms2.reports("SAME"))
@@ -67,7 +67,7 @@ def test_two_clients_with_the_same_clordid_do_not_collide(running) -> None:
 
 def test_cancel_of_an_unknown_order_gets_a_cancel_reject(running) -> None:
     oms = running.client()
-    oms.cancel("C9", "NOPE", "IBM", "1", "ACC1")
+    oms.cancel("C9", "NOPE", "JPM", "1", "ACC1")
     rej = oms.wait_for(lambda m: m.get(35) == "9" and m.get(11) == "C9")
     assert (rej[434], rej[41], rej[102]) == ("1", "NOPE", "1")
     assert rej[58].startswith("UNKNOWN_ORDER")

@@ -42,7 +42,7 @@ def test_venue_coming_back_takes_orders_again_and_does_not_replay_rejected_ones(
 
 def test_restart_keeps_sequence_numbers_and_the_ledger(running) -> None:
     oms = running.client()
-    oms.new_order("R1", "ACC2", "IBM", "1", 300, 150.0)  # rests at the venue
+    oms.new_order("R1", "ACC2", "JPM", "1", 300, 200.0)  # rests at the venue
     _er(oms, "R1", "0")
     session = oms.session()
     sent_before, expected_before = session.getExpectedSenderNum(), session.getExpectedTargetNum()
@@ -57,7 +57,7 @@ def test_restart_keeps_sequence_numbers_and_the_ledger(running) -> None:
     assert s2.getExpectedTargetNum() == expected_before + 2
     assert not any(m.get(35) == "4" and m.get(123) != "Y" for m in oms2.admin_received)  # no SequenceReset-Reset
     # The order placed before the restart is still known: its cancel is routed and answered with the client's ids.
-    oms2.cancel("R2", "R1", "IBM", "1", "ACC2")
+    oms2.cancel("R2", "R1", "JPM", "1", "ACC2")
     can = _er(oms2, "R2", "4", "4")
     assert can[41] == "R1"
 

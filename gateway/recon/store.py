@@ -101,6 +101,11 @@ class ReconStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def has_fill(self, source: str, exec_id: str, exec_type: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM fills WHERE source=? AND exec_id=? AND exec_type=? LIMIT 1",
+                                    (source, exec_id, exec_type)).fetchone() is not None
+
     def load_day(self, trade_date: str) -> tuple[list[FillRecord], list[FillRecord]]:
         """(gateway_fills, dropcopy_fills) of one trading day, each in receive order."""
         with self._lock:

@@ -1,0 +1,176 @@
+"""The audit journal: every decision, fill and operator action, in SQLite (WAL), for compliance queries.
+
+It is a projection of the event log, written by its own thread from a queue so that the order path only
+pays for a queue put. Rows are keyed by the event's sequence number, so catching up from the event log after
+a crash (events written, rows not yet) inserts exactly what is missing, and a clean stop drains the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from gateway.eventlog import EventLog
+
+log = logging.getLogger("fixgw.journal")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, session TEXT, account TEXT,
+    cl_ord_id TEXT, orig_cl_ord_id TEXT, symbol TEXT, side TEXT, qty REAL, price REAL,
+    decision TEXT NOT NULL, code TEXT, value REAL, limit_value REAL, warnings TEXT, limits_version TEXT,
+    detail TEXT, venue_cl_ord_id TEXT, check_ns INTEGER
+);
+CREATE INDEX IF NOT EXISTS decisions_account_ts ON decisions (account, ts);
+CREATE INDEX IF NOT EXISTS decisions_code_ts ON decisions (code, ts);
+CREATE TABLE IF NOT EXISTS fills (
+    q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, session TEXT, account TEXT, cl_ord_id TEXT,
+    venue_cl_ord_id TEXT, symbol TEXT, side TEXT, exec_id TEXT, exec_type TEXT, exec_ref_id TEXT,
+    last_qty REAL, last_px REAL, order_id TEXT
+);
+CREATE INDEX IF NOT EXISTS fills_account_ts ON fills (account, ts);
+CREATE TABLE IF NOT EXISTS admin (
+    q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, action TEXT NOT NULL, scope TEXT, who TEXT, why TEXT,
+    detail TEXT
+);
+"""
+
+DECISION_COLS = ("q", "ts", "kind", "session", "account", "cl_ord_id", "orig_cl_ord_id", "symbol", "side", "qty",
+                 "price", "decision", "code", "value", "limit_value", "warnings", "limits_version", "detail",
+                 "venue_cl_ord_id", "check_ns")
+FILL_COLS = ("q", "ts", "session", "account", "cl_ord_id", "venue_cl_ord_id", "symbol", "side", "exec_id",
+             "exec_type", "exec_ref_id", "last_qty", "last_px", "order_id")
+ADMIN_COLS = ("q", "ts", "action", "scope", "who", "why", "detail")
+_STOP = object()
+
+
+def project(ev: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
+    """The journal row of an event, or None for events the journal does not keep."""
+    e = ev.get("e")
+    if e in ("N", "G", "F"):
+        w = ev.get("w") or []
+        first = w[0] if w else (None, None, None)
+        return "decisions", (ev["q"], ev["ts"], {"N": "D"}.get(e, e), ev.get("s"), ev.get("a"), ev.get("cl"),
+                             ev.get("orig", ""), ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"),
+                             "warn" if w else "accept", first[0], first[1], first[2],
+                             json.dumps(w) if w else None, ev.get("lv"), None, ev.get("v"), ev.get("ck"))
+    if e == "DEC":
+        return "decisions", (ev["q"], ev["ts"], ev["k"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("orig", ""),
+                             ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"), "reject", ev.get("code"),
+                             ev.get("val"), ev.get("lim"), json.dumps(ev["w"]) if ev.get("w") else None,
+                             ev.get("lv"), ev.get("detail"), None, ev.get("ck"))
+    if e == "X" and ev.get("x") in ("F", "G", "H"):
+        return "fills", (ev["q"], ev["ts"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("v"), ev.get("sym"),
+                         ev.get("side"), ev.get("id"), ev.get("x"), ev.get("ref"), ev.get("lq"), ev.get("lp"),
+                         ev.get("oid"))
+    if e == "ADM":
+        return "admin", (ev["q"], ev["ts"], ev.get("action"), ev.get("scope"), ev.get("who"), ev.get("why"),
+                         json.dumps(ev.get("detail")) if ev.get("detail") is not None else None)
+    return None
+
+
+_INSERT = {
+    "decisions": f"INSERT OR IGNORE INTO decisions ({','.join(DECISION_COLS)}) VALUES ({','.join('?' * len(DECISION_COLS))})",
+    "fills": f"INSERT OR IGNORE INTO fills ({','.join(FILL_COLS)}) VALUES ({','.join('?' * len(FILL_COLS))})",
+    "admin": f"INSERT OR IGNORE INTO admin ({','.join(ADMIN_COLS)}) VALUES ({','.join('?' * len(ADMIN_COLS))})",
+}
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = connect(path)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self.written = 0
+        self._submitted = 0  # incremented under the event log's lock
+        self._processed = 0
+        self._flushed = threading.Condition()
+
+    def last_q(self) -> int:
+        return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
+                    for t in ("decisions", "fills", "admin")), default=0)
+
+    def catch_up(self, events: EventLog) -> int:
+        """Insert rows for events the journal missed (a crash between the event log and the journal)."""
+        last = self.last_q()
+        rows = [r for ev in events.replay() if ev.get("q", 0) > last and (r := project(ev)) is not None]
+        self._write(rows)
+        if rows:
+            log.info("journal caught up from the event log", extra={"rows": len(rows)})
+        return len(rows)
+
+    def submit(self, ev: dict[str, Any]) -> None:
+        """The event log's subscriber: cheap, on the order path."""
+        self._submitted += 1
+        self._queue.put(ev)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 512:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(ev is _STOP for ev in batch)
+            rows = [r for ev in batch if ev is not _STOP and (r := project(ev)) is not None]
+            try:
+                self._write(rows)
+            except sqlite3.Error:
+                log.exception("journal write failed; rows will be caught up from the event log at the next start")
+            with self._flushed:
+                self._processed += sum(1 for ev in batch if ev is not _STOP)
+                self._flushed.notify_all()
+            if stop:
+                return
+
+    def _write(self, rows: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        with self._flushed:
+            self._db.execute("BEGIN")
+            for table, row in rows:
+                self._db.execute(_INSERT[table], row)
+            self._db.execute("COMMIT")
+            self.written += len(rows)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every event submitted so far is written (tests and status use it)."""
+        target = self._submitted
+        with self._flushed:
+            return self._flushed.wait_for(lambda: self._processed >= target, timeout)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._db.close()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise FileNotFoundError(f"no journal at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db.row_factory = sqlite3.Row
+    return db

@@ -1,0 +1,70 @@
+"""Prometheus metrics: decisions by outcome and code, check latency, fills, limit utilisation, sessions, breaks.
+
+Counters move from the event log's subscriber (the same events the journal sees, so the two never disagree);
+gauges are refreshed by the control plane about once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger("fixgw.metrics")
+
+KINDS = {"N": "new", "D": "new", "G": "replace", "F": "cancel"}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.checked = Counter("fixgw_requests_checked", "Requests decided by the gateway", ["kind"], registry=r)
+        self.accepted = Counter("fixgw_requests_accepted", "Requests accepted and forwarded", ["kind"], registry=r)
+        self.warned = Counter("fixgw_requests_warned", "Accepted requests over a warn threshold", ["code"],
+                              registry=r)
+        self.rejected = Counter("fixgw_requests_rejected", "Requests rejected, by reason code", ["kind", "code"],
+                                registry=r)
+        self.check_latency = Histogram(
+            "fixgw_check_latency_seconds", "Time to decide a request (gateway and risk checks)", registry=r,
+            buckets=(1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3))
+        self.fills = Counter("fixgw_fills", "Fills, corrections and busts from the venue", ["exec_type"], registry=r)
+        self.utilisation = Gauge("fixgw_limit_utilisation_ratio", "Value over limit per account and limit",
+                                 ["account", "limit"], registry=r)
+        self.session_up = Gauge("fixgw_session_logged_on", "1 while a FIX session is logged on",
+                                ["role", "session"], registry=r)
+        self.open_orders = Gauge("fixgw_open_orders", "Orders open at the venue", registry=r)
+        self.unroutable = Gauge("fixgw_unroutable_reports", "Venue reports for unknown orders", registry=r)
+        self.recon_open = Gauge("fixgw_recon_open_breaks", "Open reconciliation breaks by type", ["type"], registry=r)
+        self.alerts = Counter("fixgw_alerts", "Alerts raised, by code", ["code"], registry=r)
+        self.task_restarts = Counter("fixgw_task_restarts", "Control-plane tasks restarted after a failure",
+                                     ["task"], registry=r)
+        self._new = self.accepted.labels("new")
+        self._checked_new = self.checked.labels("new")
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        e = ev.get("e")
+        if e == "N":
+            self._checked_new.inc()
+            self._new.inc()
+        elif e in ("G", "F"):
+            self.checked.labels(KINDS[e]).inc()
+            self.accepted.labels(KINDS[e]).inc()
+        elif e == "DEC":
+            kind = KINDS.get(ev.get("k", ""), "new")
+            self.checked.labels(kind).inc()
+            self.rejected.labels(kind, ev.get("code") or "UNKNOWN").inc()
+        elif e == "X" and ev.get("x") in ("F", "G", "H"):
+            self.fills.labels(ev["x"]).inc()
+            return
+        else:
+            return
+        for code, _value, _limit in ev.get("w") or ():
+            self.warned.labels(code).inc()
+        ck = ev.get("ck")
+        if ck is not None:
+            self.check_latency.observe(ck / 1e9)
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, addr=host, registry=self.registry)
+        log.info("metrics endpoint up", extra={"url": f"http://{host}:{port}/metrics"})

@@ -1,0 +1,120 @@
+"""Feeds the live reconciliation from one thread: the gateway's own fills and the drop copy's, in arrival order.
+
+One consumer thread keeps the matcher's receive stamps in order (ReconService stamps under its lock as it
+consumes), keeps SQLite writes off the order path and off the drop-copy session's thread, and is the one
+place where an unknown drop-copy fill is mirrored into the risk state.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
+from gateway.recon.events import Event
+
+log = logging.getLogger("fixgw.recon")
+
+_STOP = object()
+Mirror = Callable[[str, str, str, float, float, int], None]  # account, symbol, side, qty, px, sign
+
+
+def fill_tags(ev: dict[str, Any]) -> dict[int, str]:
+    """The FIX tags of a gateway fill, rebuilt from its event-log entry (the venue ClOrdID is what the
+    drop copy carries, so it is the one compared)."""
+    tags = {17: ev["id"], 37: ev.get("oid") or "", 11: ev["v"], 1: ev.get("a") or "", 55: ev.get("sym") or "",
+            54: ev.get("side") or "", 150: ev["x"], 60: ev.get("tt") or ""}
+    for tag, key in ((32, "lq"), (31, "lp")):
+        if ev.get(key) is not None:
+            tags[tag] = repr(float(ev[key]))
+    if ev.get("ref"):
+        tags[19] = ev["ref"]
+    if ev.get("td"):
+        tags[75] = ev["td"]
+    return {k: str(v) for k, v in tags.items()}
+
+
+class ReconFeed:
+    def __init__(self, service: ReconService, mirror: Mirror, on_events: Callable[[list[Event]], None]) -> None:
+        self.service = service
+        self._mirror = mirror
+        self._on_events = on_events
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._submitted = 0
+        self._processed = 0
+        self._cond = threading.Condition()
+        self.mirrored = 0
+
+    def on_event(self, ev: dict[str, Any]) -> None:
+        """Event-log subscriber: the gateway's own fills, corrections and busts."""
+        if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H"):
+            with self._cond:
+                self._submitted += 1
+            self._queue.put(("gateway", fill_tags(ev)))
+
+    def on_dropcopy(self, tags: dict[int, str]) -> None:
+        if tags.get(150) in ("F", "G", "H"):
+            with self._cond:
+                self._submitted += 1
+            self._queue.put(("dropcopy", tags))
+
+    def catch_up(self, fills: list[dict[str, Any]]) -> int:
+        """Gateway fills in the event log that the store never got (a crash in between): feed them now."""
+        n = 0
+        for ev in fills:
+            if not self.service.store.has_fill("gateway", str(ev["id"]), str(ev["x"])):
+                self._handle(self.service.on_gateway_message(fill_tags(ev)))
+                n += 1
+        return n
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="recon", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            source, tags = item
+            try:
+                if source == "gateway":
+                    self._handle(self.service.on_gateway_message(tags))
+                else:
+                    self._handle(self.service.on_dropcopy_message(tags))
+            except Exception:
+                log.exception("reconciliation failed on a fill", extra={"source": source, "exec_id": tags.get(17)})
+            with self._cond:
+                self._processed += 1
+                self._cond.notify_all()
+
+    def tick(self) -> None:
+        self._handle(self.service.tick())
+
+    def _handle(self, events: list[Event]) -> None:
+        for e in events:
+            if isinstance(e, UnknownFill):
+                r = e.rec
+                self._mirror(r.account, r.symbol, r.side, r.last_qty, r.last_px, +1)
+                self.mirrored += 1
+            elif isinstance(e, UnknownFillCovered):
+                r = e.mirrored
+                self._mirror(r.account, r.symbol, r.side, r.last_qty, r.last_px, -1)
+                self.mirrored -= 1
+        if events:
+            self._on_events(events)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted so far has been matched."""
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._processed >= target, timeout)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+            self._thread = None

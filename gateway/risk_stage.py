@@ -1,0 +1,168 @@
+"""The bridge between the order path and the pure risk engine: names to indices, events to transitions.
+
+The router calls it under its lock, which is also what makes the (not thread-safe) engine safe to share
+with the control plane: admin switches, status and reloads take the same lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Callable
+
+from config.risk_models import RiskConfig
+from gateway.ledger import Order, Request
+from gateway.router import NewOrder, Verdict
+from risk.decision import Decision, Outcome
+from risk.engine import RiskEngine, UnknownSlot
+from risk.reasons import CATALOGUE
+
+log = logging.getLogger("fixgw.risk")
+
+SIDE = {"1": 1, "2": 2, "5": 5}
+NO_WARNINGS: tuple[tuple[str, float, float], ...] = ()
+
+
+def verdict_of(d: Decision) -> Verdict:
+    if d.outcome == Outcome.REJECT:
+        code = d.code or "CHECK_ERROR"
+        try:
+            detail = CATALOGUE[code].detail.format(value=d.value, limit=d.limit)
+        except (KeyError, ValueError, IndexError):
+            detail = ""
+        return Verdict(code, detail, d.value, d.limit, d.warnings)
+    return Verdict(None, "", math.nan, math.nan, d.warnings) if d.warnings else _ACCEPT
+
+
+_ACCEPT = Verdict()
+
+
+class RiskStage:
+    def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float]],
+                 max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns) -> None:
+        self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
+        self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders)
+        self.session_idx = {s: n for n, s in enumerate(sessions)}
+        self.clock = clock
+        self.warned = 0
+
+    @property
+    def limits_version(self) -> str:
+        return self.engine.limits_version
+
+    # ---------------------------------------------------------------- checks
+    def check_new(self, o: NewOrder, duplicate: bool) -> Verdict:
+        e = self.engine
+        d = e.check_new(self.session_idx[o.session], e.account_index(o.account), e.instrument_index(o.symbol),
+                        SIDE[o.side], o.qty, o.price, o.ord_type == "1", duplicate, self.clock())
+        return verdict_of(d)
+
+    def check_replace(self, order: Order, qty: float, price: float, session: str) -> Verdict:
+        if order.slot < 0:
+            return Verdict("CHECK_ERROR", "the order holds no risk reservation")
+        d = self.engine.check_replace(order.slot, qty, None if order.ord_type == "1" else price, self.clock(),
+                                      self.session_idx[session])
+        return verdict_of(d)
+
+    def count_message(self, session: str) -> None:
+        d = self.engine.count_message(self.session_idx[session], self.clock())
+        if d.outcome == Outcome.REJECT:
+            log.warning("message throttle exceeded by a cancel; cancels are never blocked",
+                        extra={"session": session, "value": d.value, "limit": d.limit})
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_sent(self, o: NewOrder) -> int:
+        e = self.engine
+        return e.on_sent(e.account_index(o.account), e.instrument_index(o.symbol), SIDE[o.side], o.qty,
+                         None if o.ord_type == "1" else o.price, self.session_idx[o.session])
+
+    def replay_sent(self, order: Order) -> int:
+        e = self.engine
+        return e.on_sent(e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side],
+                         order.qty, None if order.ord_type == "1" else order.price,
+                         self.session_idx.get(order.session, 0))
+
+    def apply(self, order: Order, req: Request, ev: dict[str, Any]) -> None:
+        """Move the risk state by one event. A failure here is logged loudly; the event itself is kept."""
+        try:
+            self._apply(order, req, ev)
+        except UnknownSlot:
+            log.error("risk event for an order without a live reservation",
+                      extra={"order": order.number, "event": ev.get("e"), "exec_type": ev.get("x")})
+        except (ValueError, IndexError):
+            log.exception("risk state could not apply an event",
+                          extra={"order": order.number, "event": ev.get("e"), "exec_type": ev.get("x")})
+
+    def _apply(self, order: Order, req: Request, ev: dict[str, Any]) -> None:
+        e = self.engine
+        kind = ev["e"]
+        slot = order.slot
+        if kind == "G":
+            if slot >= 0:
+                e.on_replace_pending(slot, req.qty, None if order.ord_type == "1" else req.price)
+            return
+        if kind == "Z":
+            if req.kind == "G" and slot >= 0:
+                e.on_replace_rejected(slot)
+            return
+        if kind == "U":
+            if slot >= 0:
+                if req.kind == "D":
+                    e.on_cancel(slot)
+                    order.slot = -1
+                elif req.kind == "G":
+                    e.on_replace_rejected(slot)
+            return
+        if kind != "X":
+            return
+        x = ev["x"]
+        if x == "F":
+            if slot >= 0:
+                if e.on_fill(slot, float(ev["lq"]), float(ev["lp"])):
+                    order.slot = -1
+            else:  # a fill after the order was done: the position still moves
+                self._position(order, ev, "external")
+        elif x == "0":
+            if slot >= 0:
+                e.on_ack(slot)
+        elif x in ("4", "C", "3"):  # canceled (asked or not), expired, done for day
+            if slot >= 0:
+                e.on_cancel(slot)
+                order.slot = -1
+        elif x == "8":
+            if slot >= 0 and req.kind == "D":
+                e.on_venue_reject(slot)
+                order.slot = -1
+        elif x == "5":
+            if slot >= 0:
+                e.on_replaced(slot, req.qty, None if order.ord_type == "1" else req.price)
+        elif x in ("G", "H"):
+            self._bust_or_correct(order, ev, x)
+
+    def _bust_or_correct(self, order: Order, ev: dict[str, Any], x: str) -> None:
+        # Called before the ledger moves, so the ledger's fills still hold the trade as last booked.
+        from_ledger = self.fills.get(str(ev.get("ref") or ""))
+        if from_ledger is None:
+            log.error("bust/correction of a fill the gateway does not know", extra={"ref": ev.get("ref")})
+            return
+        old_qty, old_px = from_ledger
+        e = self.engine
+        acc, ins, side = e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side]
+        if x == "H":
+            e.on_bust(acc, ins, side, old_qty, old_px)
+        else:
+            e.on_correct(acc, ins, side, old_qty, old_px, float(ev["lq"]), float(ev["lp"]))
+
+    def _position(self, order: Order, ev: dict[str, Any], why: str) -> None:
+        e = self.engine
+        e.on_external_fill(e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side],
+                           float(ev["lq"]), float(ev["lp"]))
+        log.warning("fill on an order without a live reservation: position updated",
+                    extra={"order": order.number, "why": why})
+
+    # ---------------------------------------------------------------- control plane
+    def swap_config(self, new_cfg: RiskConfig) -> str:
+        """New limits and reference data, positions and open orders kept; raises ValueError and keeps the old."""
+        self.engine = self.engine.with_config(new_cfg)
+        return self.engine.limits_version
