@@ -301,6 +301,12 @@ def _instruments_csv(path: Path, raw: bytes) -> list[dict[str, Any]]:
             raise ConfigError(str(path), ",".join(sorted(extra)), "unknown column")
         # empty cells mean "use the default"; pydantic parses numbers from the strings
         out.append({k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""})
+    seen: set[str] = set()
+    for n, row in enumerate(out):
+        sym = row.get("symbol", "")
+        if sym in seen:  # checked here so that the scenario file is read against a sound header
+            raise ConfigError(str(path), f"row {n + 1}.symbol", f"duplicate symbol {sym!r}")
+        seen.add(sym)
     return out
 
 
