@@ -59,6 +59,24 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.state_dir) if args.state_dir else None)
 
 
+def _journal(args: argparse.Namespace) -> int:
+    from gateway.journal_query import query, render
+
+    if args.config:
+        from config.settings import load_config
+
+        path = load_config(args.config).state_dir / "journal.sqlite"
+    else:
+        path = Path(args.db)
+    try:
+        rows = query(path, args.table, args.account, args.code, args.since, args.until, args.limit)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"fixgw journal: {e}", file=sys.stderr)
+        return 2
+    print(render(rows, args.table, args.format))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fixgw", description="Institutional FIX risk gateway")
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,6 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("demo", help="gateway + venue simulator + scripted clients on loopback")
     s.add_argument("--state-dir", help="keep the demo's state here instead of a temporary folder")
     s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("journal", help="query the audit journal")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="gateway TOML file (the journal is <state_dir>/journal.sqlite)")
+    src.add_argument("--db", help="path of a journal.sqlite")
+    s.add_argument("--table", choices=("decisions", "fills", "admin"), default="decisions")
+    s.add_argument("--account")
+    s.add_argument("--code", help="reason code (rejects) or warning code (warns)")
+    s.add_argument("--since", help="ISO-8601 time, UTC unless an offset is given")
+    s.add_argument("--until", help="ISO-8601 time (exclusive)")
+    s.add_argument("--limit", type=int)
+    s.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    s.set_defaults(fn=_journal)
 
     args = p.parse_args(argv)
     try:

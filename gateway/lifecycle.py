@@ -21,6 +21,7 @@ Event = dict[str, Any]
 class RiskHooks(Protocol):
     def replay_sent(self, order: Order) -> int: ...
     def apply(self, order: Order, req: Request, ev: Event) -> None: ...
+    def apply_admin(self, ev: Event) -> None: ...
 
 
 def apply_execution(ledger: Ledger, req: Request, ev: Event) -> None:
@@ -100,6 +101,12 @@ def replay(events: EventLog, ledger: Ledger, risk: RiskHooks | None) -> int:
                 (apply_cancel_reject if kind == "Z" else apply_undelivered)(ledger, req, ev)
                 if risk is not None:
                     risk.apply(req.order, req, ev)
+        elif kind == "ADM":
+            if risk is not None and str(ev.get("action", "")).split(" ")[0] in ("kill", "reduce_only"):
+                try:
+                    risk.apply_admin(ev)
+                except ValueError:
+                    log.error("operator switch from the event log no longer applies", extra={"scope": ev.get("scope")})
         elif kind == "DEC":
             # A rejected request still used its ClOrdID: a second use is a duplicate after a restart too.
             ledger.rejected_ids.add((ev["s"], ev["cl"]))

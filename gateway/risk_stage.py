@@ -162,6 +162,28 @@ class RiskStage:
                     extra={"order": order.number, "why": why})
 
     # ---------------------------------------------------------------- control plane
+    def apply_admin(self, ev: dict[str, Any]) -> None:
+        """An operator switch ('kill on', 'reduce_only off', ...) on 'global', 'account:X' or 'instrument:Y'.
+
+        Raises ValueError for an unknown switch, scope or name; live and replayed switches share this code.
+        """
+        switch, _, state = str(ev["action"]).partition(" ")
+        if switch not in ("kill", "reduce_only") or state not in ("on", "off"):
+            raise ValueError(f"unknown operator action {ev['action']!r}")
+        scope, _, name = str(ev["scope"]).partition(":")
+        e = self.engine
+        if scope == "global":
+            idx = 0
+        elif scope == "account":
+            idx = e.account_index(name)
+        elif scope == "instrument":
+            idx = e.instrument_index(name)
+        else:
+            raise ValueError(f"scope must be global, account:NAME or instrument:SYMBOL, not {ev['scope']!r}")
+        if idx < 0:
+            raise ValueError(f"unknown {scope} {name!r}")
+        (e.set_kill if switch == "kill" else e.set_reduce_only)(scope, idx, state == "on")
+
     def swap_config(self, new_cfg: RiskConfig) -> str:
         """New limits and reference data, positions and open orders kept; raises ValueError and keeps the old."""
         self.engine = self.engine.with_config(new_cfg)

@@ -379,6 +379,38 @@ class Router:
             skey = req.order.session
         self._send_client(out, skey)
 
+    # ---------------------------------------------------------------- gateway-initiated cancels
+    def cancel_orders(self, pred: Any, why: str) -> int:
+        """Cancel at the venue every open order for which pred(order) holds (kill switch, cancel on disconnect).
+
+        The client later sees an unsolicited cancel (ExecType 4) on its current ClOrdID.
+        """
+        outs: list[fix.Message] = []
+        with self.lock:
+            for order in self.ledger.open_orders():
+                if order.pending or not pred(order):
+                    continue
+                venue_cl = self._next_venue_id()
+                req = self.ledger.add_request(order, "F", order.cl_ord_id, "", venue_cl)
+                self.events.append({"e": "F", "r": self.ledger.next_request, "s": order.session, "cl": order.cl_ord_id,
+                                    "orig": "", "v": venue_cl, "n": order.number, "a": order.account,
+                                    "sym": order.symbol, "side": order.side, "qty": None, "px": None, "w": [],
+                                    "lv": self._limits_version, "by": "gateway", "why": why, "ts": time.time_ns()})
+                m = fm.new_message("F")
+                for tag, val in ((fm.CL_ORD_ID, venue_cl), (fm.ORIG_CL_ORD_ID, req.venue_orig_cl_ord_id),
+                                 (fm.SYMBOL, order.symbol), (fm.SIDE, order.side), (fm.ACCOUNT, order.account),
+                                 (fm.ORDER_QTY, fm.fmt_num(order.qty)), (fm.TRANSACT_TIME, fm.utc_timestamp())):
+                    m.setField(tag, val)
+                if order.order_id:
+                    m.setField(fm.ORDER_ID, order.order_id)
+                outs.append(m)
+        for m in outs:
+            if not self._send_venue(m):
+                self.undelivered.append(m.getField(fm.CL_ORD_ID))
+        if outs:
+            log.warning("gateway cancelled open orders", extra={"count": len(outs), "why": why})
+        return len(outs)
+
     # ---------------------------------------------------------------- undelivered requests
     def drain_undelivered(self) -> int:
         """Answer the clients of requests that never reached the venue; returns how many were answered."""

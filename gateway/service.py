@@ -215,14 +215,47 @@ class Gateway:
                     for limit, ratio in e.utilisation(n).items():
                         m.utilisation.labels(name, limit).set(ratio)
 
-    def reload_risk(self) -> str:
-        """Swap in new limits and reference data atomically; a bad file raises and leaves the old ones."""
+    def set_switch(self, switch: str, scope: str, name: str, on: bool, who: str, why: str) -> dict[str, Any]:
+        """Kill switch or reduce-only for `scope` ('global', 'account' or 'instrument'), journaled with who and
+        why. Turning a kill switch on blocks new orders at once and cancels the scope's open orders."""
+        if self.risk is None:
+            raise ValueError("no [risk] section in the configuration: switches need the risk engine")
+        if not who or not why:
+            raise ValueError("who and why are required for every operator action")
+        ev = {"e": "ADM", "action": f"{switch} {'on' if on else 'off'}",
+              "scope": "global" if scope == "global" else f"{scope}:{name}", "who": who, "why": why,
+              "ts": time.time_ns()}
+        with self.router.lock:
+            self.risk.apply_admin(ev)  # raises on a bad switch, scope or name: nothing journaled then
+            self.events.append(ev)
+        cancelled = 0
+        if switch == "kill" and on:
+            cancelled = self.router.cancel_orders(
+                lambda o: scope == "global" or (scope == "account" and o.account == name)
+                or (scope == "instrument" and o.symbol == name), f"kill switch {scope} {name}".strip())
+        log.warning("operator switch", extra={"switch": switch, "scope": scope, "target": name, "on": on, "who": who,
+                                              "why": why, "cancelled": cancelled})
+        return {"switch": switch, "scope": scope, "name": name, "on": on, "cancelled": cancelled}
+
+    def reload_risk(self, who: str = "system", why: str = "reload") -> str:
+        """Swap in new limits and reference data atomically; a bad file raises (ConfigError, ValueError) and
+        leaves the old ones in force. Journaled with who, why and both limits versions."""
         if self.risk is None:
             raise ValueError("no [risk] section in the configuration: nothing to reload")
-        new_cfg = load_risk(self.cfg)
-        assert new_cfg is not None
-        with self.router.lock:
-            return self.risk.swap_config(new_cfg)
+        try:
+            new_cfg = load_risk(self.cfg)  # files are read and validated outside the lock
+            assert new_cfg is not None
+            with self.router.lock:
+                old = self.risk.limits_version
+                new = self.risk.swap_config(new_cfg)
+                self.events.append({"e": "ADM", "action": "reload", "scope": "limits", "who": who, "why": why,
+                                    "detail": {"from": old, "to": new}, "ts": time.time_ns()})
+        except Exception as e:
+            log.error("reload refused: the old limits stay in force", extra={"error": str(e), "who": who})
+            self.metrics.alerts.labels("RELOAD_FAILED").inc()
+            raise
+        log.warning("limits reloaded", extra={"from": old, "to": new, "who": who, "why": why})
+        return new
 
     def stop(self) -> None:
         """Stop taking orders, log every session out, flush the journal and the reconciliation."""
