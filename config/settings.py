@@ -90,6 +90,7 @@ class GatewaySettings(_Strict):
     max_open_orders: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000  # risk engine order slots
     # QuickFIX FileLog of every message: the offline reconciliation reads it.
     fix_message_log: bool = True
+    admin_socket: Path = Path("admin.sock")  # relative: under the state folder
 
     @field_validator("state_dir")
     @classmethod
@@ -118,6 +119,16 @@ class GatewayConfig(_Strict):
     @property
     def state_dir(self) -> Path:
         return self.gateway.state_dir
+
+    @property
+    def admin_socket(self) -> Path:
+        p = self.gateway.admin_socket
+        return p if p.is_absolute() else self.state_dir / p
+
+    @property
+    def report_dir(self) -> Path:
+        p = self.reconciliation.report_dir
+        return p if p.is_absolute() else self.state_dir / p
 
     def client(self, sender_comp_id: str, target_comp_id: str) -> ClientSession | None:
         for c in self.acceptor.clients:

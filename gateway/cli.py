@@ -77,6 +77,34 @@ def _journal(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin(args: argparse.Namespace) -> int:
+    import getpass
+    import json
+
+    from gateway.admin import request
+
+    if args.config:
+        from config.settings import load_config
+
+        path = load_config(args.config).admin_socket
+    else:
+        path = Path(args.socket)
+    req: dict[str, object] = {"cmd": args.action.replace("-", "_")}
+    if args.action in ("kill", "reduce-only"):
+        req.update(state=args.state, scope=args.scope)
+    if args.action in ("logout", "logon"):
+        req["session"] = args.session
+    if args.action != "status":
+        req.update(who=args.who or getpass.getuser(), why=args.why)
+    try:
+        answer = request(path, req)
+    except OSError as e:
+        print(f"fixgw admin: cannot reach the gateway at {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(json.dumps(answer, indent=1))
+    return 0 if answer.get("ok") else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="fixgw", description="Institutional FIX risk gateway")
     sub = p.add_subparsers(dest="command", required=True)
@@ -109,6 +137,27 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--limit", type=int)
     s.add_argument("--format", choices=("table", "csv", "json"), default="table")
     s.set_defaults(fn=_journal)
+
+    s = sub.add_parser("admin", help="operate a running gateway through its admin socket")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help="gateway TOML file (names the admin socket)")
+    src.add_argument("--socket", help="path of the admin socket")
+    acts = s.add_subparsers(dest="action", required=True)
+    acts.add_parser("status", help="sessions, open orders, positions, utilisation, switches")
+    for name, what in (("kill", "kill switch: blocks new orders and cancels open ones in scope"),
+                       ("reduce-only", "only orders that reduce a position pass")):
+        a = acts.add_parser(name, help=what)
+        a.add_argument("state", choices=("on", "off"))
+        a.add_argument("--scope", required=True, help="global, account:ACC or instrument:SYMBOL")
+    acts.add_parser("reload", help="reload limits and reference data (the old stay if the new are invalid)")
+    for name in ("logout", "logon"):
+        a = acts.add_parser(name, help=f"{name} a FIX session, e.g. FIXGW->OMS1")
+        a.add_argument("session")
+    for a in acts.choices.values():
+        if a.prog.split()[-1] != "status":
+            a.add_argument("--who", help="operator name (default: the login name)")
+            a.add_argument("--why", required=True, help="reason, kept in the journal")
+    s.set_defaults(fn=_admin)
 
     args = p.parse_args(argv)
     try:

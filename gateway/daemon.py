@@ -1,45 +1,178 @@
 """`fixgw run`: the gateway in the foreground, with its control plane on an asyncio loop (uvloop).
 
-QuickFIX's threads carry the order path; the loop only does housekeeping and waits for a stop signal.
+QuickFIX's threads carry the order path. The loop supervises everything else: housekeeping, the systemd
+watchdog, the admin socket, the end-of-day report; a task that dies is restarted with backoff and counted.
+systemd hears READY once the state is rebuilt and the engines run, WATCHDOG only while the order path is
+healthy, RELOADING around a SIGHUP reload and STOPPING on SIGTERM. A failure the order path cannot survive
+(the event log cannot be written) makes the daemon exit 1 so that systemd restarts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
 
 import uvloop
 
 from config.settings import GatewayConfig
+from gateway.admin import AdminServer
+from gateway.sdnotify import Notifier
 from gateway.service import Gateway
 
 log = logging.getLogger("fixgw.daemon")
 
 HOUSEKEEPING_S = 0.2
+STALL_PROBE_S = 1.0
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-async def serve(gw: Gateway, stop: asyncio.Event) -> None:
+def order_path_health(gw: Gateway, probe_s: float = STALL_PROBE_S) -> str | None:
+    """None when healthy, else why not. The order path holds the router lock for microseconds per message;
+    not getting it within a second means a thread is stuck inside it."""
+    if gw.events.failed is not None:
+        return f"event log cannot be written: {gw.events.failed}"
+    if not gw.router.lock.acquire(timeout=probe_s):
+        return "order path stalled: the router lock was not released within a second"
+    gw.router.lock.release()
+    return None
+
+
+@dataclass
+class Supervisor:
+    gw: Gateway
+    fatal: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal_reason: str = ""
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self.tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
+
+    async def _keep(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        failures = 0
+        while True:
+            try:
+                await factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+                failures += 1
+                self.gw.metrics.task_restarts.labels(name).inc()
+                log.exception("control-plane task died; restarting", extra={"task": name, "in_s": delay,
+                                                                           "failures": failures})
+                await asyncio.sleep(delay)
+
+    def die(self, reason: str) -> None:
+        self.fatal_reason = reason
+        self.fatal.set()
+
+    async def cancel_all(self) -> None:
+        for t in self.tasks.values():
+            t.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+async def housekeeping(gw: Gateway, sup: Supervisor) -> None:
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_S)
+        if gw.events.failed is not None:
+            sup.die(f"event log cannot be written: {gw.events.failed}")
+            return
+        await asyncio.to_thread(gw.housekeeping)
+
+
+async def watchdog(gw: Gateway, notifier: Notifier, interval_s: float) -> None:
+    healthy = True
+    while True:
+        reason = await asyncio.to_thread(order_path_health, gw)
+        if reason is None:
+            notifier.watchdog()
+            if not healthy:
+                log.warning("order path healthy again: watchdog keep-alives resume")
+                notifier.status("serving")
+            healthy = True
+        elif healthy:
+            log.error("order path unhealthy: watchdog keep-alives withheld", extra={"reason": reason})
+            notifier.status(f"unhealthy: {reason}")
+            healthy = False
+        await asyncio.sleep(interval_s)
+
+
+async def end_of_day(gw: Gateway, at_utc: str) -> None:
+    """Write the day's reconciliation reports at the configured UTC time, every day."""
+    hh, mm = (int(x) for x in at_utc.split(":"))
+    while True:
+        now = dt.datetime.now(dt.timezone.utc)
+        due = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        if due <= now:
+            due += dt.timedelta(days=1)
+        await asyncio.sleep((due - now).total_seconds())
+        day = due.strftime("%Y%m%d")
+        paths = await asyncio.to_thread(gw.write_recon_reports, day)
+        log.info("end-of-day reconciliation written", extra={"day": day, "files": [str(p) for p in paths]})
+
+
+async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = None,
+                admin_path: Path | None = None, reload_flag: asyncio.Event | None = None) -> int:
+    """Run until `stop` is set (exit 0) or the order path fails for good (exit 1)."""
+    notifier = notifier or Notifier.from_env()
+    sup = Supervisor(gw)
+    admin = AdminServer(gw, admin_path or gw.cfg.admin_socket)
     gw.start()
     try:
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), HOUSEKEEPING_S)
-            except TimeoutError:
-                pass
-            gw.housekeeping()
+        await admin.start()
+        sup.spawn("housekeeping", lambda: housekeeping(gw, sup))
+        sup.spawn("admin", admin.serve_forever)
+        interval = notifier.watchdog_interval_s
+        if interval is not None:
+            sup.spawn("watchdog", lambda: watchdog(gw, notifier, interval))
+        if gw.cfg.reconciliation.end_of_day_utc:
+            sup.spawn("end-of-day", lambda: end_of_day(gw, gw.cfg.reconciliation.end_of_day_utc or ""))
+        reload_flag = reload_flag or asyncio.Event()
+        sup.spawn("reload", lambda: reloader(gw, notifier, reload_flag))
+        notifier.ready("serving")
+        log.info("ready", extra={"admin_socket": str(admin.path), "watchdog_s": interval})
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(sup.fatal.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
     finally:
+        notifier.stopping("stopping: logging sessions out")
         log.info("stopping: no new orders, logging sessions out")
+        await sup.cancel_all()
+        await admin.close()
         await asyncio.to_thread(gw.stop)
+    if sup.fatal.is_set():
+        log.critical("exiting for a restart", extra={"reason": sup.fatal_reason})
+        return 1
+    return 0
+
+
+async def reloader(gw: Gateway, notifier: Notifier, flag: asyncio.Event) -> None:
+    while True:
+        await flag.wait()
+        flag.clear()
+        notifier.reloading("reloading limits and reference data")
+        try:
+            version = await asyncio.to_thread(gw.reload_risk, "SIGHUP", "systemctl reload / SIGHUP")
+            notifier.ready_after_reload(f"serving; limits {version}")
+        except Exception as e:
+            notifier.ready_after_reload(f"serving; reload refused, old limits in force: {e}")
 
 
 def run(cfg: GatewayConfig) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
+    async def main() -> int:
+        stop, reload_flag = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(Gateway(cfg), stop)
+        loop.add_signal_handler(signal.SIGHUP, reload_flag.set)
+        return await serve(Gateway(cfg), stop, reload_flag=reload_flag)
 
-    uvloop.run(main())
-    return 0
+    return uvloop.run(main())

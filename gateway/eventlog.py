@@ -32,6 +32,7 @@ class EventLog:
         self.seq = sum(1 for _ in self.replay())
         # Called under the log's lock, in sequence order: the journal queue and metrics feed on this.
         self.subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self.failed: OSError | None = None
 
     def _repair_torn_tail(self) -> None:
         """A crash can only tear the last line; drop it so the next append starts on a line boundary."""
@@ -55,9 +56,15 @@ class EventLog:
         with self._lock:
             self.seq += 1
             event["q"] = self.seq
-            os.write(self._fd, (_dumps(event) + "\n").encode())
-            if self._fsync:
-                os.fsync(self._fd)
+            try:
+                os.write(self._fd, (_dumps(event) + "\n").encode())
+                if self._fsync:
+                    os.fsync(self._fd)
+            except OSError as e:
+                # Nothing may be acted on that is not logged: the daemon sees this and exits for a restart.
+                self.failed = e
+                self.seq -= 1
+                raise
             for fn in self.subscribers:
                 try:
                     fn(event)

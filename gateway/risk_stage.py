@@ -139,6 +139,9 @@ class RiskStage:
                 e.on_replaced(slot, req.qty, None if order.ord_type == "1" else req.price)
         elif x in ("G", "H"):
             self._bust_or_correct(order, ev, x)
+        elif x == "I" and ev.get("os") in ("4", "8", "C") and slot >= 0:  # status: the venue has it done
+            e.on_cancel(slot)
+            order.slot = -1
 
     def _bust_or_correct(self, order: Order, ev: dict[str, Any], x: str) -> None:
         # Called before the ledger moves, so the ledger's fills still hold the trade as last booked.

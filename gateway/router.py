@@ -24,7 +24,7 @@ from config.settings import GatewayConfig
 from gateway import fixmsg as fm
 from gateway import rejects
 from gateway.eventlog import EventLog
-from gateway.ledger import DONE_STATUSES, REJECTED, Ledger, Order, Request
+from gateway.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
 from gateway.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered
 
 log = logging.getLogger("fixgw.router")
@@ -73,6 +73,12 @@ class RiskStage(Protocol):
 
 def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
+
+
+def _poss_dup(msg: fix.Message) -> bool:
+    """A resend (PossDupFlag=Y) of a request already decided must not be decided again (FIX: ignore it)."""
+    hdr = msg.getHeader()
+    return hdr.isSetField(fm.POSS_DUP) and hdr.getField(fm.POSS_DUP) == "Y"
 
 
 class Router:
@@ -136,6 +142,9 @@ class Router:
         o = NewOrder(skey, msg.getField(fm.CL_ORD_ID), fm.get(msg, fm.ACCOUNT), msg.getField(fm.SYMBOL),
                      msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
                      fm.get_float(msg, fm.PRICE))
+        if _poss_dup(msg) and self.ledger.is_duplicate(skey, o.cl_ord_id):
+            log.info("resent order already processed: ignored", extra={"session": skey, "cl_ord_id": o.cl_ord_id})
+            return
         with self.lock:
             t0 = time.perf_counter_ns()
             duplicate = self.ledger.is_duplicate(skey, o.cl_ord_id)
@@ -207,6 +216,9 @@ class Router:
     def _replace(self, msg: fix.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         qty, price = fm.get_float(msg, fm.ORDER_QTY), fm.get_float(msg, fm.PRICE)
+        if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
+            log.info("resent replace already processed: ignored", extra={"session": skey, "cl_ord_id": cl})
+            return
         with self.lock:
             t0 = time.perf_counter_ns()
             order = self.ledger.find(skey, orig)
@@ -240,6 +252,9 @@ class Router:
 
     def _cancel(self, msg: fix.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
+        if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
+            log.info("resent cancel already processed: ignored", extra={"session": skey, "cl_ord_id": cl})
+            return
         with self.lock:
             t0 = time.perf_counter_ns()
             order = self.ledger.find(skey, orig)
@@ -409,6 +424,28 @@ class Router:
                 self.undelivered.append(m.getField(fm.CL_ORD_ID))
         if outs:
             log.warning("gateway cancelled open orders", extra={"count": len(outs), "why": why})
+        return len(outs)
+
+    def request_status(self, numbers: list[int]) -> int:
+        """OrderStatusRequest (35=H) to the venue for orders still pending new; the answer (ExecType I) is
+        routed like any report and settles the order, releasing its exposure if the venue never had it."""
+        outs = []
+        with self.lock:
+            for n in numbers:
+                order = self.ledger.orders.get(n)
+                if order is None or order.status != PENDING_NEW:
+                    continue
+                m = fm.new_message("H")
+                for tag, val in ((fm.CL_ORD_ID, order.venue_cl_ord_id), (fm.SYMBOL, order.symbol),
+                                 (fm.SIDE, order.side), (fm.ACCOUNT, order.account)):
+                    m.setField(tag, val)
+                if order.order_id:
+                    m.setField(fm.ORDER_ID, order.order_id)
+                outs.append(m)
+        for m in outs:
+            self._send_venue(m)
+        if outs:
+            log.warning("asked the venue for the status of unconfirmed orders", extra={"count": len(outs)})
         return len(outs)
 
     # ---------------------------------------------------------------- undelivered requests

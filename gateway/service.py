@@ -3,6 +3,7 @@ with the risk stage, the audit journal, metrics and live reconciliation attached
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from gateway import qf_settings as qs
 from gateway.apps import App
 from gateway.eventlog import EventLog
 from gateway.journal import Journal
-from gateway.ledger import Ledger
+from gateway.ledger import PENDING_NEW, Ledger
 from gateway.lifecycle import replay
 from gateway.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
@@ -28,6 +29,8 @@ from gateway.risk_stage import SIDE, RiskStage
 from gateway.router import Router, session_key
 
 log = logging.getLogger("fixgw.service")
+
+STATUS_REQUEST_DELAY_S = 2.0
 
 
 def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
@@ -53,6 +56,10 @@ class Gateway:
         t0 = time.monotonic()
         replayed = replay(self.events, ledger, self.risk)
         self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix)
+        # Orders logged as sent whose fate the venue never told us (a crash between log and send, or lost
+        # reports): once the venue has logged on and replayed its resends, ask it about each.
+        self._unconfirmed = [o.number for o in ledger.open_orders() if o.status == PENDING_NEW]
+        self._venue_logon_at: float | None = None
         log.info("state rebuilt from the event log", extra={
             "events": replayed, "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
             "limits_version": self.risk.limits_version if self.risk else None})
@@ -73,6 +80,9 @@ class Gateway:
         self._engines: list[Any] = []
         self._apps: list[App] = []
         self._seen_sessions: dict[str, set[str]] = {}
+        self._cancel_on_disconnect = {session_key(c.target_comp_id, c.sender_comp_id)
+                                      for c in cfg.acceptor.clients if c.cancel_on_disconnect}
+        self._disconnected: collections.deque[str] = collections.deque()
         self.venue_logged_on = threading.Event()
         self.dropcopy_logged_on = threading.Event()
 
@@ -95,7 +105,7 @@ class Gateway:
         self.journal.start()
         self.recon_feed.start()
 
-        client_app = App("clients", r.from_client, r.client_logon, r.client_logout)
+        client_app = App("clients", r.from_client, r.client_logon, self._client_logout)
         sessions = [qs.SessionSpec(c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s)
                     for c in acc.clients]
         text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
@@ -107,6 +117,7 @@ class Gateway:
 
         def venue_logon(sid: fix.SessionID) -> None:
             r.venue_logon(sid)
+            self._venue_logon_at = time.monotonic()
             self.venue_logged_on.set()
 
         def venue_logout(sid: fix.SessionID) -> None:
@@ -144,6 +155,13 @@ class Gateway:
         settings = qs.write_settings(cfg_path, text)
         logs = fix.FileLogFactory(settings) if log_dir is not None else fix.ScreenLogFactory(False, False, False)
         return kind(app, fix.FileStoreFactory(settings), settings, logs)
+
+    def _client_logout(self, sid: fix.SessionID) -> None:
+        self.router.client_logout(sid)
+        key = f"{sid.getSenderCompID().getValue()}->{sid.getTargetCompID().getValue()}"
+        if key in self._cancel_on_disconnect and not self.router.stopping:
+            # Not from QuickFIX's callback: the cancels go out from housekeeping a moment later.
+            self._disconnected.append(key)
 
     def _venue_to_app(self, msg: fix.Message, sid: fix.SessionID) -> None:
         """Never let QuickFIX resend an old order to the venue after a reconnect: gap-fill it instead.
@@ -192,7 +210,14 @@ class Gateway:
 
     # ------------------------------------------------------------------ control plane
     def housekeeping(self) -> None:
+        while self._disconnected:
+            key = self._disconnected.popleft()
+            self.router.cancel_orders(lambda o: o.session == key, f"cancel on disconnect of {key}")
         self.router.drain_undelivered()
+        if self._unconfirmed and self.router.venue_up and self._venue_logon_at is not None \
+                and time.monotonic() - self._venue_logon_at > STATUS_REQUEST_DELAY_S:
+            numbers, self._unconfirmed = self._unconfirmed, []
+            self.router.request_status(numbers)
         self.recon_feed.tick()
         self.refresh_gauges()
 
@@ -236,6 +261,11 @@ class Gateway:
         log.warning("operator switch", extra={"switch": switch, "scope": scope, "target": name, "on": on, "who": who,
                                               "why": why, "cancelled": cancelled})
         return {"switch": switch, "scope": scope, "name": name, "on": on, "cancelled": cancelled}
+
+    def write_recon_reports(self, day: str, out_dir: Path | None = None,
+                            formats: tuple[str, ...] = ("md", "csv", "json")) -> list[Path]:
+        self.recon_feed.drain()
+        return list(self.recon.write_reports(day, out_dir or self.cfg.report_dir, formats))
 
     def reload_risk(self, who: str = "system", why: str = "reload") -> str:
         """Swap in new limits and reference data atomically; a bad file raises (ConfigError, ValueError) and

@@ -159,6 +159,8 @@ class VenueSim:
                 self._cancel(msg, sid)
             elif t == "G":
                 self._replace(msg, sid)
+            elif t == "H":
+                self._status(msg, sid)
             else:
                 raise fix.UnsupportedMessageType()
 
@@ -217,6 +219,16 @@ class VenueSim:
         self.orders[cl] = o
         self._report(o, "5", orig=orig)
 
+    def _status(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        cl = msg.getField(fm.CL_ORD_ID)
+        o = self.orders.get(cl)
+        if o is None:  # FIX 4.4: an unknown order is answered ExecType I, OrdStatus 8, OrdRejReason 5
+            o = SimOrder("NONE", cl, sid, fm.get(msg, fm.ACCOUNT), msg.getField(fm.SYMBOL), msg.getField(fm.SIDE),
+                         "2", 0.0, math.nan, status="8")
+            self._report(o, "I", text="unknown order", rej_reason=5)
+            return
+        self._report(o, "I")
+
     def fill_open(self, cl_ord_id: str, qty: float | None = None) -> None:
         """Fill a resting order now (tests and the demo use it to make fills happen on cue)."""
         with self.lock:
@@ -230,7 +242,7 @@ class VenueSim:
             self._report(o, "4")
 
     def _report(self, o: SimOrder, exec_type: str, last_qty: float = 0.0, last_px: float = 0.0,
-                orig: str = "", text: str = "") -> fix.Message:
+                orig: str = "", text: str = "", rej_reason: int = 99) -> fix.Message:
         m = fm.new_message("8")
         avg = o.notional / o.cum_qty if o.cum_qty else 0.0
         for tag, val in ((fm.ORDER_ID, o.order_id), (fm.EXEC_ID, next(self._exec_ids)), (fm.EXEC_TYPE, exec_type),
@@ -248,8 +260,8 @@ class VenueSim:
             m.setField(fm.LAST_PX, repr(last_px))
         if orig:
             m.setField(fm.ORIG_CL_ORD_ID, orig)
-        if exec_type == "8":
-            m.setField(fm.ORD_REJ_REASON, "99")
+        if o.status == "8":
+            m.setField(fm.ORD_REJ_REASON, str(rej_reason))
         if text:
             m.setField(fm.TEXT, text)
         fix.Session.sendToTarget(m, o.session)

@@ -1,0 +1,193 @@
+"""The admin interface: one JSON request and one JSON answer per connection on a local unix socket.
+
+The socket is created owner-only (0600 inside a 0700 folder under systemd's RuntimeDirectory), so only the
+service user and root can reach it; every state-changing command carries who and why and is journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import quickfix as fix
+
+from gateway.service import Gateway
+
+log = logging.getLogger("fixgw.admin")
+
+MAX_REQUEST = 64 * 1024
+
+
+def status(gw: Gateway, started: float) -> dict[str, Any]:
+    r = gw.router
+    gw.journal.flush(timeout=2.0)  # so that a status read after a report also finds it in the journal
+    out: dict[str, Any] = {
+        "gateway": gw.cfg.gateway.name, "pid": os.getpid(), "uptime_s": round(time.monotonic() - started, 1),
+        "event_seq": gw.events.seq, "stopping": r.stopping,
+        "sessions": {"clients_logged_on": sorted(r.logged_on),
+                     "clients_configured": sorted(r.accounts), "venue": r.venue_up,
+                     "dropcopy": gw.dropcopy_logged_on.is_set()},
+        "recon_open_breaks": {getattr(k, "value", str(k)): v for k, v in gw.recon.open_counts().items()},
+        "unroutable_reports": r.unroutable,
+    }
+    with r.lock:
+        orders = r.ledger.open_orders()
+        out["open_orders"] = len(orders)
+        out["orders"] = [{"session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account, "symbol": o.symbol,
+                          "side": o.side, "qty": o.qty, "cum_qty": o.cum_qty, "status": o.status,
+                          "pending": bool(o.pending)} for o in orders[:1000]]
+        if gw.risk is not None:
+            e = gw.risk.engine
+            out["limits_version"] = e.limits_version
+            positions: dict[str, dict[str, float]] = {}
+            util: dict[str, dict[str, float]] = {}
+            kill = {"global": e.kill_state("global"), "accounts": [], "instruments": []}
+            reduce = {"global": e.reduce_only_state("global"), "accounts": [], "instruments": []}
+            for a, acc in enumerate(e.account_names):
+                util[acc] = {k: round(v, 6) for k, v in e.utilisation(a).items()}
+                for i, sym in enumerate(e.instrument_symbols):
+                    p = e.position(a, i)
+                    if p:
+                        positions.setdefault(acc, {})[sym] = p
+                if e.kill_state("account", a):
+                    kill["accounts"].append(acc)
+                if e.reduce_only_state("account", a):
+                    reduce["accounts"].append(acc)
+            for i, sym in enumerate(e.instrument_symbols):
+                if e.kill_state("instrument", i):
+                    kill["instruments"].append(sym)
+                if e.reduce_only_state("instrument", i):
+                    reduce["instruments"].append(sym)
+            out.update(positions=positions, utilisation=util, kill_switch=kill, reduce_only=reduce)
+    return out
+
+
+def parse_scope(text: str) -> tuple[str, str]:
+    """'global', 'account:ACC1' or 'instrument:AAPL' -> (scope, name)."""
+    if text == "global":
+        return "global", ""
+    scope, _, name = text.partition(":")
+    if scope not in ("account", "instrument") or not name:
+        raise ValueError(f"scope must be global, account:NAME or instrument:SYMBOL, not {text!r}")
+    return scope, name
+
+
+class AdminServer:
+    def __init__(self, gw: Gateway, path: Path, on_reload: Any = None) -> None:
+        self.gw = gw
+        self.path = path
+        self.started = time.monotonic()
+        self._server: asyncio.AbstractServer | None = None
+        self._on_reload = on_reload
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_socket():
+            self.path.unlink()
+        old = os.umask(0o177)  # the socket is born 0600: no window in which others could connect
+        try:
+            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
+        finally:
+            os.umask(old)
+        os.chmod(self.path, 0o600)
+        log.info("admin socket listening", extra={"path": str(self.path)})
+
+    async def serve_forever(self) -> None:
+        if self._server is None:
+            await self.start()
+        assert self._server is not None
+        async with self._server:
+            await self._server.serve_forever()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            if len(line) > MAX_REQUEST:
+                raise ValueError("request too large")
+            req = json.loads(line or b"{}")
+            if not isinstance(req, dict):
+                raise ValueError("a request is a JSON object")
+            answer = await self.dispatch(req)
+        except Exception as e:  # every failure is an answer, never a dropped connection
+            answer = {"ok": False, "error": str(e) or e.__class__.__name__}
+        writer.write(json.dumps(answer, default=str).encode() + b"\n")
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req.get("cmd")
+        gw = self.gw
+        who, why = str(req.get("who") or ""), str(req.get("why") or "")
+        if cmd == "status":
+            return {"ok": True, **await asyncio.to_thread(status, gw, self.started)}
+        if cmd in ("kill", "reduce_only"):
+            scope, name = parse_scope(str(req.get("scope", "")))
+            on = req.get("state") == "on"
+            if req.get("state") not in ("on", "off"):
+                raise ValueError("state must be on or off")
+            res = await asyncio.to_thread(gw.set_switch, cmd, scope, name, on, who, why)
+            return {"ok": True, **res}
+        if cmd == "reload":
+            if not who or not why:
+                raise ValueError("who and why are required for every operator action")
+            version = await asyncio.to_thread(self._on_reload or gw.reload_risk, who, why)
+            return {"ok": True, "limits_version": version}
+        if cmd in ("logout", "logon"):
+            if not who or not why:
+                raise ValueError("who and why are required for every operator action")
+            return {"ok": True, **await asyncio.to_thread(session_switch, gw, cmd, str(req.get("session", "")),
+                                                          who, why)}
+        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, reload, logout, logon")
+
+
+def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:
+    """Log a client or the venue session out (it stays down until `logon`) or let it log on again."""
+    sessions = {s: s for s in gw.router.accounts}
+    v = gw.cfg.venue
+    sessions[f"{v.sender_comp_id}->{v.target_comp_id}"] = "venue"
+    if key not in sessions:
+        raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(sessions))}")
+    ours, theirs = key.split("->", 1)
+    session = fix.Session.lookupSession(fix.SessionID("FIX.4.4", ours, theirs))
+    if session is None:
+        raise ValueError(f"session {key} is not running")
+    if cmd == "logout":
+        session.logout(f"operator logout: {why}")
+    else:
+        session.logon()
+    gw.events.append({"e": "ADM", "action": f"session {cmd}", "scope": key, "who": who, "why": why,
+                      "ts": time.time_ns()})
+    return {"session": key, "action": cmd}
+
+
+def request(path: Path, req: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """The `fixgw admin` client side."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(json.dumps(req).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
