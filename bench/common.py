@@ -61,6 +61,25 @@ def sample(pid: int) -> dict[str, float]:
         return {}
 
 
+def system_busy_s() -> float:
+    """CPU seconds all processes on the machine have used since boot (every state but idle and iowait)."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    v = [int(x) for x in parts]
+    return (sum(v[:8]) - v[3] - v[4]) / CLK_TCK  # user nice system [idle iowait] irq softirq steal
+
+
+def background_cores(pids: list[int], seconds: float = 2.0) -> float:
+    """Cores busy over `seconds` with work of processes other than `pids` (other people's tests, say)."""
+    import time as _t
+    b0 = system_busy_s()
+    p0 = sum(sample(p).get("cpu_s", 0.0) for p in pids)
+    _t.sleep(seconds)
+    b1 = system_busy_s()
+    p1 = sum(sample(p).get("cpu_s", 0.0) for p in pids)
+    return max(0.0, (b1 - b0) - (p1 - p0)) / seconds
+
+
 def machine_info() -> dict[str, Any]:
     model = ""
     try:

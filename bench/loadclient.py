@@ -34,7 +34,7 @@ from typing import Any
 import simplefix
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import sample  # noqa: E402
+from common import sample, system_busy_s  # noqa: E402
 
 SOH = b"\x01"
 
@@ -156,6 +156,10 @@ class Client:
         else:
             raise ConnectionError(f"cannot connect to {self.a.host}:{self.a.port}: {last}")
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A bounded kernel send buffer: what the server cannot take yet waits in our own buffer, not in
+        # megabytes of loopback queue (which, against a slow reader, ends in dropped segments and
+        # retransmission back-off stalls of tens of seconds).
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.a.sndbuf)
         s.setblocking(False)
         self.sock = s
 
@@ -323,6 +327,7 @@ class Client:
         kind = spec["kind"]
         before = {name: sample(pid) for name, pid in self.watch.items()}
         cpu0 = os.times()
+        busy0 = system_busy_s()
         t_begin = time.monotonic()
         lags = array("q")
         timeline: list[dict[str, Any]] = []
@@ -337,6 +342,7 @@ class Client:
             next_sample = t0 + int(sample_every * 1e9) if sample_every else 0
             mark_acked, mark_lat = 0, 0
             first = last = 0
+            max_backlog = max(500, int(rate * self.a.max_backlog_s))
             for k in range(n):
                 due = t0 + int(k * interval)
                 while True:
@@ -346,6 +352,9 @@ class Client:
                     self.pump((due - now) / 1e9)
                 if now > hard_stop or self.logged_out:
                     aborted = "logged out by peer" if self.logged_out else "client could not keep pace"
+                    break
+                if k - self.acked[ph] - self.rejects[ph] > max_backlog:
+                    aborted = f"gave up: more than {max_backlog} orders unanswered (server not keeping up)"
                     break
                 last = self.send_order(ph, k)
                 if k == 0:
@@ -385,6 +394,7 @@ class Client:
             del self.pending[cl]
         after = {name: sample(pid) for name, pid in self.watch.items()}
         cpu1 = os.times()
+        busy1 = system_busy_s()
         wall = t_drained - t_begin
         last_ack = self.last_ack_ns[ph]
         out: dict[str, Any] = {
@@ -408,6 +418,9 @@ class Client:
                 out["procs"][name] = {"cpu_s": round(cpu, 3), "cpu_util": round(cpu / wall, 3),
                                       "cpu_us_per_order": round(cpu / max(sent, 1) * 1e6, 1),
                                       "rss_kb": e["rss_kb"], "hwm_kb": e["hwm_kb"]}
+        ours = out["client_cpu_s"] + sum(v["cpu_s"] for v in out["procs"].values())
+        # CPU the rest of the machine used meanwhile: other people's work on a shared machine skews the run
+        out["other_cores"] = round(max(0.0, (busy1 - busy0) - ours) / wall, 2)
         if timeline:
             out["timeline"] = timeline
         # settle, then let the next phase start from an idle system
@@ -433,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watch", action="append", help="NAME=PID of a server to sample CPU and memory of")
     p.add_argument("--ack-timeout", type=float, default=10.0, help="seconds after a phase's last send")
     p.add_argument("--connect-timeout", type=float, default=20.0)
+    p.add_argument("--max-backlog-s", type=float, default=1.0,
+                   help="abandon a fixed-rate phase once this many seconds of orders are unanswered")
+    p.add_argument("--sndbuf", type=int, default=262144, help="SO_SNDBUF of the client socket")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     plan = json.loads(Path(a.plan[1:]).read_text() if a.plan.startswith("@") else a.plan)

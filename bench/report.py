@@ -58,8 +58,8 @@ def _ratio(a: Any, b: Any) -> str:
 def latency_table(res: dict[str, Any]) -> str:
     arrs = res["arrangements"]
     lines = ["| offered/s | arrangement | p50 µs | p99 µs | p99.9 µs | max µs | sent | lost | rej | sustained "
-             "| server CPU, cores | server CPU µs/order | client CPU s |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|---|---:|"]
+             "| server CPU, cores | server CPU µs/order | client CPU s | other load, cores |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|---|---:|---:|"]
     rates = sorted({p["rate"] for a in arrs.values() for p in rate_phases(a)})
     for r in rates:
         for name in ORDER:
@@ -86,7 +86,8 @@ def _row(label: str, name: str, ph: dict[str, Any]) -> str:
     per = ", ".join(f"{s} {procs[s]['cpu_us_per_order']:.0f}" for s in servers)
     return (f"| {label} | {name} | {_f(lat.get('p50'))} | {_f(lat.get('p99'))} | {_f(lat.get('p99.9'))} | "
             f"{_f(lat.get('max'))} | {ph['sent']:,} | {ph['lost']} | {ph['rejects']} | "
-            f"{'yes' if sustained(ph) else 'NO'} | {util} | {per} | {ph.get('client_cpu_s', 0):.2f} |")
+            f"{'yes' if sustained(ph) else 'NO'} | {util} | {per} | {ph.get('client_cpu_s', 0):.2f} | "
+            f"{_f(ph.get('other_cores'), 2)} |")
 
 
 def ratio_table(res: dict[str, Any]) -> str:
@@ -133,7 +134,8 @@ def markdown(res: dict[str, Any]) -> str:
     g = res.get("git", {})
     head = (f"Run {res.get('run_id')} on {m.get('cpus')} x {m.get('cpu_model')}, {m.get('mem_gb')} GB, Linux "
             f"{m.get('kernel')}, Python {m.get('python')}, QuickFIX {m.get('quickfix')}; commit {g.get('commit')} "
-            f"({g.get('subject')}); venue action {res.get('options', {}).get('venue_action')}.")
+            f"({g.get('subject')}); venue {res.get('options', {}).get('venue', 'sim')}, action "
+            f"{res.get('options', {}).get('venue_action')}.")
     parts = [head, "", latency_table(res), "", ratio_table(res), "", summary_table(res)]
     return "\n".join(parts) + "\n"
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BENCH, CONFIGS, PYTHON, RESULTS, ROOT, Procs, dump_toml, free_port, git_commit,  # noqa: E402
-                    install_stop_handlers, machine_info)
+from common import (BENCH, CONFIGS, PYTHON, RESULTS, ROOT, Procs, background_cores, dump_toml,  # noqa: E402
+                    free_port, git_commit, install_stop_handlers, machine_info)
 import report  # noqa: E402
 
 import tomllib  # noqa: E402
@@ -105,9 +105,14 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
     t0 = time.monotonic()
     try:
         vport = free_port()
-        sim = procs.start("venue-sim", [str(FIXGW), "venue-sim", "--config", str(sim_config(state, vport,
-                                                                                        a.venue_action))])
-        sim.wait_for_text("venue simulator listening", 60)
+        if a.venue == "fast":
+            sim = procs.start("venue-fast", [str(PYTHON), str(BENCH / "fastvenue.py"), "--port", str(vport),
+                                             "--action", a.venue_action])
+            sim.wait_for_text("listening", 60)
+        else:
+            sim = procs.start("venue-sim", [str(FIXGW), "venue-sim", "--config",
+                                            str(sim_config(state, vport, a.venue_action))])
+            sim.wait_for_text("venue simulator listening", 60)
         watch = {"venue": sim.pid}
         if name == "direct":
             port, target = vport, "VENUE"
@@ -128,7 +133,8 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         (state / "plan.json").write_text(json.dumps(plan))
         out = state / "client.json"
         argv = [str(PYTHON), str(BENCH / "loadclient.py"), "--port", str(port), "--target", target,
-                "--plan", f"@{state / 'plan.json'}", "--out", str(out), "--ack-timeout", str(a.ack_timeout)]
+                "--plan", f"@{state / 'plan.json'}", "--out", str(out), "--ack-timeout", str(a.ack_timeout),
+                "--max-backlog-s", str(a.max_backlog_s)]
         for k, pid in watch.items():
             argv += ["--watch", f"{k}={pid}"]
         profiler = None
@@ -148,7 +154,7 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         elif not res["error"]:
             res["error"] = f"client wrote no result:\n{client.tail()}"
         for p in procs.started:
-            if p.name in ("gateway", "passthrough", "venue-sim") and not p.alive():
+            if p.name in ("gateway", "passthrough", "venue-sim", "venue-fast") and not p.alive():
                 res["error"] += f" {p.name} exited early ({p.popen.returncode}): {p.tail(5)}"
         if profiler is not None:
             res["profile"] = str(state / "profile.raw.txt")
@@ -177,6 +183,18 @@ def start_profiler(a: argparse.Namespace, procs: Procs, pid: int, state: Path) -
     return procs.start("py-spy", args)
 
 
+def wait_idle(limit_s: float, threshold: float = 0.25) -> float:
+    """Wait (at most limit_s) until other processes use less than `threshold` cores; returns the last reading."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy = background_cores([], 2.0)
+        if busy < threshold or time.monotonic() > deadline:
+            print(f"background load {busy:.2f} cores{'' if busy < threshold else ' (gave up waiting)'}", flush=True)
+            return busy
+        print(f"machine busy ({busy:.2f} cores used by other processes), waiting ...", flush=True)
+        time.sleep(8)
+
+
 def _rel(p: Path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
@@ -188,11 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bursts", default="1000,5000", help="burst sizes, orders (default 1000,5000)")
     p.add_argument("--warmup", type=int, default=1000, help="warm-up orders at 500/s, not reported")
     p.add_argument("--arrangements", default=",".join(ARRANGEMENTS))
+    p.add_argument("--venue", choices=("sim", "fast"), default="sim",
+                   help="sim: `fixgw venue-sim` (default); fast: bench/fastvenue.py, to find ceilings above ~4k/s")
     p.add_argument("--venue-action", choices=("ack", "fill"), default="ack")
+    p.add_argument("--max-backlog-s", type=float, default=1.0,
+                   help="the client abandons a rate once this many seconds of orders are unanswered")
     p.add_argument("--ack-timeout", type=float, default=15.0, help="an order not acked this long after its "
                    "phase's last send is lost")
     p.add_argument("--passthrough-args", default="", help="extra flags for bench/passthrough.py")
     p.add_argument("--gateway-src", help="run the gateway from this source tree (a scratch copy) instead")
+    p.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                   help="first wait up to S seconds for other processes to leave the cores idle")
     p.add_argument("--tag", default="", help="suffix of the results' file names")
     p.add_argument("--out-dir", default=str(RESULTS))
     p.add_argument("--keep-state", action="store_true", help="keep var/bench/<run>/ (logs, stores)")
@@ -218,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         if n not in ARRANGEMENTS:
             p.error(f"unknown arrangement {n}")
     install_stop_handlers(_cleanup)
+    if a.wait_idle:
+        wait_idle(a.wait_idle)
 
     run_id = time.strftime("%Y%m%d-%H%M%S") + (f"-{a.tag}" if a.tag else "")
     run_dir = ROOT / "var" / "bench" / run_id
@@ -227,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         "run_id": run_id, "machine": machine_info(), "git": git_commit(),
         "command": "bench/run " + " ".join(sys.argv[1:] if argv is None else argv),
         "options": {"rates": a.rates, "duration_s": a.duration, "bursts": a.bursts, "warmup": a.warmup,
-                    "venue_action": a.venue_action, "passthrough_args": a.passthrough_args,
+                    "venue": a.venue, "venue_action": a.venue_action, "max_backlog_s": a.max_backlog_s,
+                    "passthrough_args": a.passthrough_args,
                     "gateway_src": a.gateway_src, "ack_timeout_s": a.ack_timeout},
         "plan": plan, "arrangements": {}}
     print(f"bench run {run_id}: {', '.join(names)}; rates {a.rates}/s x {a.duration:g}s, bursts {a.bursts}",
