@@ -49,13 +49,12 @@ def _venue_sim(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import logging
-
     from gateway import logs
     from gateway.demo import run_demo
 
-    logs.setup("WARNING")
-    logging.getLogger("fixgw.router").setLevel(logging.ERROR)  # the demo provokes rejects on purpose
+    # The demo provokes rejects, a kill switch and a reconciliation break on purpose: its summary reports
+    # them, so only the unexpected (critical) reaches the log.
+    logs.setup("CRITICAL")
     return run_demo(Path(args.state_dir) if args.state_dir else None)
 
 
@@ -103,6 +102,51 @@ def _admin(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(answer, indent=1))
     return 0 if answer.get("ok") else 1
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    import time as _time
+
+    from gateway.journal_query import parse_time
+    from gateway.recon import ReconService, ReconStore, reconcile_logs, write_reports
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    as_of = parse_time(args.as_of) if args.as_of else None
+    problems = []
+    if args.config:
+        from config.settings import load_config
+
+        cfg = load_config(args.config)
+        store_path = cfg.state_dir / "recon.sqlite"
+        if not store_path.is_file():
+            print(f"fixgw reconcile: no reconciliation store at {store_path}", file=sys.stderr)
+            return 2
+        grace = int((args.grace_seconds or cfg.reconciliation.grace_s) * 1e9)
+        service = ReconService(ReconStore(store_path), grace, price_tolerance=cfg.reconciliation.price_tolerance)
+        report = service.report(args.date, as_of if as_of is not None else _time.time_ns())
+        out = Path(args.out) if args.out else cfg.report_dir
+    else:
+        missing = [n for n in ("gateway_log", "dropcopy_log", "venue_comp_id", "dropcopy_comp_id")
+                   if not getattr(args, n)]
+        if missing:
+            print("fixgw reconcile: offline mode needs " + ", ".join("--" + m.replace("_", "-") for m in missing),
+                  file=sys.stderr)
+            return 2
+        grace = int((args.grace_seconds or 5.0) * 1e9)
+        report, problems = reconcile_logs(args.gateway_log, args.dropcopy_log, args.venue_comp_id,
+                                          args.dropcopy_comp_id, args.date, grace, as_of)
+        out = Path(args.out or ".")
+    paths = write_reports(report, out, formats)
+    for p in problems:
+        print(f"fixgw reconcile: {p.path}:{p.line_no}: {p.reason}", file=sys.stderr)
+    print(f"trading day {report.trade_date}: {report.gateway_messages} gateway fills, {report.dropcopy_messages} "
+          f"drop-copy fills, {report.matched} matched, {report.open_breaks} open breaks "
+          f"{dict(report.open_by_type) or ''}".rstrip())
+    for path in paths:
+        print(f"  wrote {path}")
+    if problems:
+        return 2
+    return 1 if report.open_breaks else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +202,19 @@ def main(argv: list[str] | None = None) -> int:
             a.add_argument("--who", help="operator name (default: the login name)")
             a.add_argument("--why", required=True, help="reason, kept in the journal")
     s.set_defaults(fn=_admin)
+
+    s = sub.add_parser("reconcile", help="reconciliation report for a trading day (exit 1: open breaks)")
+    s.add_argument("--date", required=True, help="trading day YYYYMMDD")
+    s.add_argument("--config", help="gateway TOML: reconcile from its live store")
+    s.add_argument("--gateway-log", help="offline: the gateway's QuickFIX message log of the venue session")
+    s.add_argument("--dropcopy-log", help="offline: the QuickFIX message log of the drop-copy session")
+    s.add_argument("--venue-comp-id", help="offline: the venue's SenderCompID on the order session")
+    s.add_argument("--dropcopy-comp-id", help="offline: the venue's SenderCompID on the drop copy")
+    s.add_argument("--grace-seconds", type=float, help="how late a copy may be (default: config, else 5)")
+    s.add_argument("--as-of", help="ISO-8601 time the report is made as of (default: now / after the logs)")
+    s.add_argument("--out", help="folder for the reports (default: the configured report_dir, else .)")
+    s.add_argument("--format", default="md,csv,json", help="comma-separated: md, csv, json")
+    s.set_defaults(fn=_reconcile)
 
     args = p.parse_args(argv)
     try:

@@ -100,10 +100,15 @@ def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> i
         gw.start()
         oms1.start()
         oms2.start()
-        script.check("sessions up", "OMS1, OMS2 and venue logged on",
-                     lambda: (oms1.wait_logon() and oms2.wait_logon() and gw.venue_logged_on.wait(15),
-                              f"OMS1={oms1.logged_on} OMS2={oms2.logged_on} venue={gw.router.venue_up}"))
+        script.check("sessions up", "OMS1, OMS2, venue and drop copy logged on",
+                     lambda: (oms1.wait_logon() and oms2.wait_logon() and gw.venue_logged_on.wait(15)
+                              and gw.dropcopy_logged_on.wait(15),
+                              f"OMS1={oms1.logged_on} OMS2={oms2.logged_on} venue={gw.router.venue_up} "
+                              f"dropcopy={gw.dropcopy_logged_on.is_set()}"))
         run_script(script, oms1, oms2)
+        run_risk_script(script, oms1, gw)
+        recon = reconcile(script, gw, sim, state if tmp is None else None)
+        decisions = decision_table(gw)
     finally:
         for c in (oms1, oms2):
             c.stop()
@@ -111,6 +116,11 @@ def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> i
         sim.stop()
     out("fixgw demo: gateway + venue simulator + scripted OMS clients on 127.0.0.1")
     out(script.summary())
+    out("")
+    out("Decisions in the audit journal:")
+    out(decisions)
+    out("")
+    out(recon)
     out(f"finished in {time.monotonic() - t0:.1f}s; state in {state if tmp is None else '(temporary folder)'}")
     if tmp is not None:
         tmp.cleanup()
@@ -155,6 +165,75 @@ def run_script(script: Script, oms1: OmsClient, oms2: OmsClient) -> None:
     script.check("unsupported message 35=H", "BusinessMessageReject (35=j, 380=3)",
                  lambda: (lambda f: (f.get(380) == "3", f"35={f.get(35)} 380={f.get(380)} '{f.get(58, '')}'"))(
                      oms1.wait_for(lambda f: f.get(35) == "j")))
+
+
+def run_risk_script(script: Script, oms1: OmsClient, gw: Gateway) -> None:
+    """Accepted, warned and rejected orders with their reason codes, and the kill switch."""
+    def rejected(cl: str, code: str) -> Callable[[], tuple[bool, str]]:
+        return lambda: _text_check(oms1, cl, code)
+
+    oms1.new_order("W1", "ACC1", "JPM", "1", 4_500, 200.0)
+    script.check("JPM buy 4500 @200 (900k)", "accepted with warning NOTIONAL_MAX (80% of 1M)",
+                 lambda: _warn_check(oms1, gw, "W1", "NOTIONAL_MAX"))
+    for cl, args, code, what in (
+            ("R1", ("ACC1", "AAPL", "1", 20_000, 190.0), "QTY_MAX", "AAPL buy 20000"),
+            ("R2", ("ACC1", "AAPL", "1", 100, 250.0), "PRICE_COLLAR", "AAPL buy @250 (ref 190)"),
+            ("R3", ("ACC1", "GS", "1", 10, 450.0), "RESTRICTED_INSTRUMENT", "GS (restricted list)"),
+            ("R4", ("ACC2", "JPM", "1", 4_900, 200.0), "VAR_LIMIT", "ACC2 JPM 980k (VaR)")):
+        oms1.new_order(cl, *args)
+        script.check(what, f"reject {code}", rejected(cl, code))
+    res = gw.set_switch("kill", "account", "ACC1", True, "demo", "show the kill switch")
+    script.check("kill switch on ACC1", "its 2 resting orders (M1 rest, W1) cancelled, 150=4",
+                 lambda: (res["cancelled"] == 2 and all(oms1.wait_for(lambda m, cl=cl: m.get(11) == cl and
+                                                                      m.get(150) == "4") for cl in ("M1", "W1")),
+                          f"{res['cancelled']} order(s) cancelled at the venue, clients told"))
+    oms1.new_order("K1", "ACC1", "AAPL", "1", 10, 190.0)
+    script.check("ACC1 order under the kill switch", "reject KILL_SWITCH_ACCOUNT",
+                 rejected("K1", "KILL_SWITCH_ACCOUNT"))
+    gw.set_switch("kill", "account", "ACC1", False, "demo", "end of the drill")
+
+
+def _warn_check(client: OmsClient, gw: Gateway, cl: str, code: str) -> tuple[bool, str]:
+    f = client.wait_for(lambda m: m.get(11) == cl and m.get(150) == "0")
+    gw.journal.flush()
+    row = gw.journal._db.execute("SELECT decision, code, value, limit_value FROM decisions WHERE cl_ord_id=?",
+                                 (cl,)).fetchone()
+    return (row is not None and row[:2] == ("warn", code),
+            f"{_status(f)}; journal: {row[0]} {row[1]} {row[2]:g}/{row[3]:g}" if row else "no journal row")
+
+
+def reconcile(script: Script, gw: Gateway, sim: VenueSim, keep: Path | None) -> str:
+    """Wait out the grace period, then summarise the live reconciliation of the day."""
+    expected_dc = len(sim.fills)
+    gw.recon_feed.wait_seen("dropcopy", expected_dc, timeout=15)
+    time.sleep(gw.cfg.reconciliation.grace_s + 0.2)  # breaks are only breaks once the grace period is over
+    gw.recon_feed.tick()
+    day = time.strftime("%Y%m%d", time.gmtime())
+    report = gw.recon.report(day, time.time_ns())
+    opened = {k: v for k, v in report.open_by_type.items() if v}
+    script.check("drop-copy reconciliation", "all fills matched but the bypass fill: UNKNOWN_TO_GATEWAY 1",
+                 lambda: (opened == {"UNKNOWN_TO_GATEWAY": 1} and report.matched == report.gateway_messages,
+                          f"{report.matched} matched, open breaks {opened or 0}"))
+    lines = [f"Reconciliation of {day}: {report.gateway_messages} gateway fills, {report.dropcopy_messages} "
+             f"drop-copy fills, {report.matched} matched, open breaks: {opened or 'none'}"]
+    for b in report.breaks:
+        lines.append(f"  {b.type.value} {b.status.value}: {b.account} {b.symbol} exec {b.exec_id} - {b.note}")
+    if keep is not None:
+        paths = gw.write_recon_reports(day)
+        lines += [f"  report: {p}" for p in paths]
+    return "\n".join(lines)
+
+
+def decision_table(gw: Gateway) -> str:
+    gw.journal.flush()
+    rows = gw.journal._db.execute("SELECT kind, session, cl_ord_id, account, symbol, qty, price, decision, code "
+                                  "FROM decisions ORDER BY q").fetchall()
+    out = [f"{'req':<4}{'session':<14}{'ClOrdID':<9}{'acct':<6}{'symbol':<7}{'qty':>7} {'price':>8}  decision"]
+    for kind, sess, cl, acc, sym, qty, px, decision, code in rows:
+        out.append(f"{kind:<4}{(sess or '')[7:]:<14}{cl:<9}{acc or '':<6}{sym or '':<7}"
+                   f"{'' if qty is None else f'{qty:g}':>7} {'' if px is None else f'{px:g}':>8}  "
+                   f"{decision}{' ' + code if code else ''}")
+    return "\n".join(out)
 
 
 def _same_id_check(oms1: OmsClient, oms2: OmsClient) -> tuple[bool, str]:

@@ -57,8 +57,9 @@ def project(ev: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
         first = w[0] if w else (None, None, None)
         return "decisions", (ev["q"], ev["ts"], {"N": "D"}.get(e, e), ev.get("s"), ev.get("a"), ev.get("cl"),
                              ev.get("orig", ""), ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"),
-                             "warn" if w else "accept", first[0], first[1], first[2],
-                             json.dumps(w) if w else None, ev.get("lv"), None, ev.get("v"), ev.get("ck"))
+                             "gateway-cancel" if ev.get("by") == "gateway" else ("warn" if w else "accept"),
+                             first[0], first[1], first[2], json.dumps(w) if w else None, ev.get("lv"),
+                             ev.get("why"), ev.get("v"), ev.get("ck"))
     if e == "DEC":
         return "decisions", (ev["q"], ev["ts"], ev["k"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("orig", ""),
                              ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"), "reject", ev.get("code"),

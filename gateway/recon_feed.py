@@ -47,6 +47,7 @@ class ReconFeed:
         self._processed = 0
         self._cond = threading.Condition()
         self.mirrored = 0
+        self.seen = {"gateway": 0, "dropcopy": 0}  # fills matched so far, by source
 
     def on_event(self, ev: dict[str, Any]) -> None:
         """Event-log subscriber: the gateway's own fills, corrections and busts."""
@@ -89,6 +90,7 @@ class ReconFeed:
                 log.exception("reconciliation failed on a fill", extra={"source": source, "exec_id": tags.get(17)})
             with self._cond:
                 self._processed += 1
+                self.seen[source] += 1
                 self._cond.notify_all()
 
     def tick(self) -> None:
@@ -112,6 +114,11 @@ class ReconFeed:
         with self._cond:
             target = self._submitted
             return self._cond.wait_for(lambda: self._processed >= target, timeout)
+
+    def wait_seen(self, source: str, count: int, timeout: float = 10.0) -> bool:
+        """Block until `count` fills from `source` have been matched (tests, and the demo's summary)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.seen[source] >= count, timeout)
 
     def stop(self) -> None:
         if self._thread is not None:

@@ -45,6 +45,21 @@ class Rule(_Strict):
     text: str = "rejected by venue simulator"  # for reject
 
 
+class DropCopyFault(_Strict):
+    """Spoil the drop copy on purpose, so that every reconciliation break can be produced.
+
+    omit: the copy is never sent; qty/price: the copy carries `value` instead; side: buy and sell swapped;
+    duplicate: the copy is sent twice; delay: the copy is sent `delay_s` late; phantom: an extra copy of a
+    fill for an order the gateway never saw is sent as well.
+    """
+
+    kind: Literal["omit", "qty", "price", "side", "duplicate", "delay", "phantom"]
+    symbol: str = "*"
+    nth: Annotated[int, Field(ge=0)] = 1  # the nth matching fill (from 1); 0 = every matching fill
+    value: float = 0.0
+    delay_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+
+
 class SimConfig(_Strict):
     port: Annotated[int, Field(ge=1, le=65535)]
     dropcopy_port: Annotated[int, Field(ge=1, le=65535)] | None = None
@@ -55,6 +70,7 @@ class SimConfig(_Strict):
     rules: list[Rule] = Field(default_factory=lambda: [Rule()])
     prices: dict[str, float] = Field(default_factory=dict)  # fill price of market orders, per symbol
     default_price: float = 100.0
+    dropcopy_faults: list[DropCopyFault] = Field(default_factory=list)
 
 
 def load_sim_config(path: str | Path) -> SimConfig:
@@ -108,6 +124,7 @@ class VenueSim:
         self._acceptor: fix.ThreadedSocketAcceptor | None = None
         self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
         self.logon_event = threading.Event()
+        self._fault_hits: dict[int, int] = {}
 
     # ---------------------------------------------------------------- engine
     def start(self) -> None:
@@ -189,9 +206,50 @@ class VenueSim:
         er = self._report(o, "F", last_qty=qty, last_px=px)
         self.fills.append({"exec_id": er.getField(fm.EXEC_ID), "cl_ord_id": o.cl_ord_id, "order_id": o.order_id,
                            "qty": qty, "px": px, "side": o.side, "symbol": o.symbol, "account": o.account})
+        self._drop_copy(er, o)
+
+    def _drop_copy(self, er: fix.Message, o: SimOrder) -> None:
+        faults = []
+        for n, f in enumerate(self.cfg.dropcopy_faults):
+            if fnmatch.fnmatchcase(o.symbol, f.symbol):
+                self._fault_hits[n] = self._fault_hits.get(n, 0) + 1
+                if f.nth in (0, self._fault_hits[n]):
+                    faults.append(f)
+        copies = [fix.Message(er)]
+        delay = 0.0
+        for f in faults:
+            if f.kind == "omit":
+                copies = []
+            elif f.kind == "qty":
+                copies[0].setField(fm.LAST_QTY, fm.fmt_num(f.value))
+            elif f.kind == "price":
+                copies[0].setField(fm.LAST_PX, repr(f.value))
+            elif f.kind == "side":
+                copies[0].setField(fm.SIDE, "2" if o.side == "1" else "1")
+            elif f.kind == "duplicate":
+                copies.append(fix.Message(copies[0]))
+            elif f.kind == "delay":
+                delay = f.delay_s
+            elif f.kind == "phantom":
+                copies.append(self._phantom(er))
         for dc in self._dc_sids:
-            copy = fix.Message(er)
-            fix.Session.sendToTarget(copy, dc)
+            for c in copies:
+                if delay:
+                    threading.Timer(delay, fix.Session.sendToTarget, (fix.Message(c), dc)).start()
+                else:
+                    fix.Session.sendToTarget(fix.Message(c), dc)
+
+    def _phantom(self, er: fix.Message) -> fix.Message:
+        """A fill of an order that never passed the gateway: same instrument, new IDs."""
+        m = fix.Message(er)
+        m.setField(fm.EXEC_ID, next(self._exec_ids))
+        m.setField(fm.ORDER_ID, next(self._order_ids))
+        m.setField(fm.CL_ORD_ID, "BYPASS-" + m.getField(fm.EXEC_ID))
+        self.fills.append({"exec_id": m.getField(fm.EXEC_ID), "cl_ord_id": m.getField(fm.CL_ORD_ID),
+                           "order_id": m.getField(fm.ORDER_ID), "qty": float(m.getField(fm.LAST_QTY)),
+                           "px": float(m.getField(fm.LAST_PX)), "side": m.getField(fm.SIDE),
+                           "symbol": m.getField(fm.SYMBOL), "account": fm.get(m, fm.ACCOUNT), "phantom": True})
+        return m
 
     def _cancel(self, msg: fix.Message, sid: fix.SessionID) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)

@@ -75,7 +75,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     from gateway.demo import demo_configs
 
     cfg, sim_cfg = demo_configs(tmp_path)
-    s = Stack(tmp_path, cfg, sim_cfg)
+    # The demo spoils its drop copy on purpose; tests choose their own faults.
+    s = Stack(tmp_path, cfg, sim_cfg.model_copy(update={"dropcopy_faults": []}))
     try:
         yield s
     finally:
@@ -89,33 +90,3 @@ def running(stack: Stack) -> Stack:
     stack.start_gateway()
     return stack
 
-
-def _toml_value(v: object) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
-
-
-def write_config(cfg: "object", path: Path) -> Path:
-    """The gateway configuration as a TOML file (for daemons started as subprocesses)."""
-    data = cfg.model_dump(mode="json", exclude_none=True)  # type: ignore[attr-defined]
-    lines: list[str] = []
-    for section, body in data.items():
-        if not isinstance(body, dict):
-            continue
-        tables = {k: v for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in tables]
-        for k, rows in tables.items():
-            for row in rows:
-                lines.append(f"[[{section}.{k}]]")
-                lines += [f"{rk} = {_toml_value(rv)}" for rk, rv in row.items()]
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
+from gwtest import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,143 @@
+"""Drop-copy reconciliation over real sessions: the venue simulator spoils its drop copy on purpose and each
+fault yields exactly its break; offline reconciliation of the two FIX logs agrees with the live store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.venue_sim import DropCopyFault
+from gwtest import write_config
+
+GRACE_S = 0.4
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _day() -> str:
+    return time.strftime("%Y%m%d", time.gmtime())
+
+
+def _run(stack, faults: list[DropCopyFault], dropcopies: int) -> None:
+    stack.sim_cfg = stack.sim_cfg.model_copy(update={"dropcopy_faults": faults})
+    stack.cfg = stack.cfg.model_copy(update={"reconciliation": stack.cfg.reconciliation.model_copy(
+        update={"grace_s": GRACE_S})})
+    stack.start_sim()
+    gw = stack.start_gateway()
+    assert gw.dropcopy_logged_on.wait(15)
+    c = stack.client()
+    c.new_order("A1", "ACC1", "AAPL", "1", 10, 190.0)
+    c.new_order("M1", "ACC1", "MSFT", "2", 10, 410.0)
+    for cl in ("A1", "M1"):
+        c.wait_for(lambda m, cl=cl: m.get(11) == cl and m.get(150) == "F")
+    assert gw.recon_feed.wait_seen("gateway", 2)
+    assert gw.recon_feed.wait_seen("dropcopy", dropcopies)
+
+
+def _settle(gw) -> dict:
+    time.sleep(GRACE_S + 0.2)  # the behaviour under test is what happens once the grace period has passed
+    gw.recon_feed.tick()
+    return gw.recon.report(_day(), time.time_ns())
+
+
+def test_a_clean_day_has_no_breaks(stack) -> None:
+    _run(stack, [], 2)
+    report = _settle(stack.gw)
+    assert (report.matched, report.open_breaks, report.breaks) == (2, 0, ())
+    assert report.position_differences == ()
+
+
+FAULTS = [
+    (DropCopyFault(kind="omit", symbol="AAPL"), 1, "MISSING_FROM_DROPCOPY"),
+    (DropCopyFault(kind="qty", symbol="AAPL", value=7), 2, "QTY_MISMATCH"),
+    (DropCopyFault(kind="price", symbol="AAPL", value=191.5), 2, "PRICE_MISMATCH"),
+    (DropCopyFault(kind="side", symbol="AAPL"), 2, "SIDE_MISMATCH"),
+    (DropCopyFault(kind="duplicate", symbol="AAPL"), 3, "DUPLICATE"),
+    (DropCopyFault(kind="phantom", symbol="AAPL"), 3, "UNKNOWN_TO_GATEWAY"),
+]
+
+
+@pytest.mark.parametrize("fault,dropcopies,expected", FAULTS, ids=[f[2] for f in FAULTS])
+def test_each_fault_yields_exactly_its_break(stack, fault, dropcopies, expected) -> None:
+    _run(stack, [fault], dropcopies)
+    report = _settle(stack.gw)
+    assert [(b.type.value, b.status.value) for b in report.breaks] == [(expected, "OPEN")]
+    assert {k: v for k, v in report.open_by_type.items() if v} == {expected: 1}
+    assert report.breaks[0].symbol == "AAPL"
+
+
+def test_a_bypass_fill_is_mirrored_into_positions_and_alerted(stack) -> None:
+    _run(stack, [DropCopyFault(kind="phantom", symbol="AAPL")], 3)
+    gw = stack.gw
+    _settle(gw)
+    e = gw.risk.engine
+    assert e.position(e.account_index("ACC1"), e.instrument_index("AAPL")) == 20  # own 10 + bypass 10
+    assert gw.metrics.alerts.labels("DROPCOPY_UNKNOWN_FILL")._value.get() == 1
+    gw.refresh_gauges()
+    assert gw.metrics.recon_open.labels("UNKNOWN_TO_GATEWAY")._value.get() == 1
+
+
+def test_a_late_copy_resolves_after_the_grace_period(stack) -> None:
+    _run(stack, [DropCopyFault(kind="delay", symbol="AAPL", delay_s=GRACE_S * 3)], 1)
+    report = _settle(stack.gw)
+    assert {k: v for k, v in report.open_by_type.items() if v} == {"MISSING_FROM_DROPCOPY": 1}
+    assert stack.gw.recon_feed.wait_seen("dropcopy", 2)
+    report = stack.gw.recon.report(_day(), time.time_ns())
+    assert report.open_breaks == 0
+    assert sorted((b.type.value, b.status.value) for b in report.breaks) == [
+        ("LATE_ARRIVAL", "RESOLVED"), ("MISSING_FROM_DROPCOPY", "RESOLVED")]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "reconcile", *args], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+
+
+def _comparable(path: Path) -> dict:
+    """A report without the receive-time stamps: live stamps at matching, offline at the log line's time."""
+    data = json.loads(path.read_text())
+    data.pop("as_of")
+    for b in data["breaks"]:
+        for k in ("detected_at", "resolved_at"):
+            b.pop(k)
+        for side in ("gateway", "dropcopy"):
+            if b[side]:
+                b[side].pop("received_at")
+    return data
+
+
+def test_offline_reconciliation_of_the_two_logs_matches_the_live_store(stack, tmp_path) -> None:
+    _run(stack, [DropCopyFault(kind="qty", symbol="AAPL", value=7),
+                 DropCopyFault(kind="omit", symbol="MSFT")], 1)
+    _settle(stack.gw)
+    stack.close()  # logs and stores complete
+    cfg_path = write_config(stack.cfg, tmp_path / "gw.toml")
+    live = _cli("--config", str(cfg_path), "--date", _day(), "--out", str(tmp_path / "live"))
+    assert live.returncode == 1, live.stderr  # open breaks
+    logs = stack.cfg.state_dir / "fixlog"
+    gw_log = next((logs / "venue").glob("FIX.4.4-*.messages.current.log"))
+    dc_log = next((logs / "dropcopy").glob("FIX.4.4-*.messages.current.log"))
+    offline_args = ["--gateway-log", str(gw_log), "--dropcopy-log", str(dc_log), "--venue-comp-id", "VENUE",
+                    "--dropcopy-comp-id", "VENUE_DC", "--date", _day(), "--grace-seconds", str(GRACE_S)]
+    off = _cli(*offline_args, "--out", str(tmp_path / "offline"))
+    assert off.returncode == 1, off.stderr
+    name = f"recon-{_day()}.json"
+    live_r, off_r = _comparable(tmp_path / "live" / name), _comparable(tmp_path / "offline" / name)
+    assert live_r == off_r
+    assert {k: v for k, v in live_r["totals"]["open_by_type"].items() if v} == {"MISSING_FROM_DROPCOPY": 1,
+                                                                                 "QTY_MISMATCH": 1}
+    md = (tmp_path / "live" / f"recon-{_day()}.md").read_text()
+    assert "QTY_MISMATCH" in md and "MSFT" in md
+
+    # A malformed line is reported with its line number and does not stop the run.
+    bad = tmp_path / "dropcopy-bad.log"
+    lines = dc_log.read_text().splitlines(keepends=True)
+    bad.write_text("".join(lines[:2]) + "this is not FIX\n" + "".join(lines[2:]))
+    r = _cli(*[a if a != str(dc_log) else str(bad) for a in offline_args], "--out", str(tmp_path / "bad"))
+    assert r.returncode == 2
+    assert f"{bad}:3:" in r.stderr
+    assert _comparable(tmp_path / "bad" / name)["breaks"] == off_r["breaks"]
