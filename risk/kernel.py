@@ -11,6 +11,10 @@ buffer; the header of the int buffer holds the offset and shape of each section.
 (f, ib) and address rows by offset (``base + row * width + column``): passing tuples of array views
 between compiled functions cost ~350 ns per call and a numba reshape ~30 ns (both measured).
 
+Kernels are compiled without numba's reference-counting runtime (_nrt=False): they never
+allocate, and the NRT_incref/NRT_decref calls it emits around array arguments cost ~50 ns per
+check (measured). Callers pass every buffer in.
+
 Float comparisons against limits are written ``not (value <= limit)`` so that a NaN measure rejects
 (fail closed) instead of silently passing.
 """
@@ -111,24 +115,24 @@ TICK_TOL = 1e-9
 
 
 # ---------------------------------------------------------------- addressing
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def fo(ib, k):
     """Offset of float section k in f."""
     return ib[H_FV + 3 * k]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def io(ib, k):
     """Offset of int section k in ib."""
     return ib[H_IV + 3 * k]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def iwidth(ib, k):
     return ib[H_IV + 3 * k + 2]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _leg(ib, a, i):
     return fo(ib, FV_LEG) + (a * ib[H_NINS] + i) * NL
 
@@ -137,7 +141,7 @@ def _leg(ib, a, i):
 # A ring at ib[r]: [count, head, t_0 .. t_{cap-1}]; timestamps are kept non-decreasing, so "at
 # least k messages in the window" is one load: is the k-th most recent inside it? The exact count
 # (binary search) is only needed for the figures of a reject or a warning.
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _kth_recent(ib, r, cap, k):
     j = ib[r + 1] - k
     if j < 0:
@@ -145,7 +149,7 @@ def _kth_recent(ib, r, cap, k):
     return ib[r + 2 + j]
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def ring_has(ib, r, cap, k, now, win):
     """True if at least k timestamps lie in (now - win, now]."""
     if k <= 0:
@@ -155,7 +159,7 @@ def ring_has(ib, r, cap, k, now, win):
     return _kth_recent(ib, r, cap, k) > now - win
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def ring_count(ib, r, cap, now, win):
     lo = 0
     hi = ib[r]
@@ -168,7 +172,7 @@ def ring_count(ib, r, cap, now, win):
     return lo
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def ring_push(ib, r, cap, now):
     head = ib[r + 1]
     t = now
@@ -183,7 +187,7 @@ def ring_push(ib, r, cap, now):
         ib[r] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _rate(ib, r, cap, now, win, lim, warn):
     """Throttle test for one more message: 0 pass, 1 warn, 2 reject (limit and warn are counts)."""
     if ring_has(ib, r, cap, np.int64(lim), now, win):
@@ -194,7 +198,7 @@ def _rate(ib, r, cap, now, win, lim, warn):
 
 
 # ---------------------------------------------------------------- out row
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _rej(f, ib, code, value, limit, nw):
     o = fo(ib, FV_OUT)
     f[o] = code
@@ -204,7 +208,7 @@ def _rej(f, ib, code, value, limit, nw):
     return code
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _warn(f, ib, nw, code, value, limit):
     if nw < MAX_WARN:
         j = fo(ib, FV_OUT) + OUT_W0 + 3 * nw
@@ -216,7 +220,7 @@ def _warn(f, ib, nw, code, value, limit):
 
 
 # ---------------------------------------------------------------- VaR / ES
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def var_es(f, b, c, dv, h, n_scen, k):
     """VaR = k-th largest scenario loss, ES = mean of the k largest, of the book f[b:b+n] plus
     dv times the return column f[c:c+n].
@@ -266,7 +270,7 @@ def var_es(f, b, c, dv, h, n_scen, k):
 
 
 # ---------------------------------------------------------------- checks
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def _message_rate(f, ib, sess, now):
     """Counts the message if admitted; returns (code, n_warnings)."""
     if sess < 0 or sess >= ib[H_NSESS]:
@@ -287,7 +291,7 @@ def _message_rate(f, ib, sess, now):
     return 0, nw
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def _check_order(f, ib, a, i, side, qty, add_q, rem_q, px, is_mkt, dup, now, is_replace, nw):
     """Every order rule, first failure wins, in a fixed order (determinism).
 
@@ -437,13 +441,16 @@ def _check_order(f, ib, a, i, side, qty, add_q, rem_q, px, is_mkt, dup, now, is_
     equity = f[acc + A_CASH] + f[acc + A_MTM]
     if lim < INF or wlim < INF:
         if equity > 0.0:
-            l0 = g0 / equity
             l1 = g1 / equity
         else:  # no equity: any exposure is infinite leverage
-            l0 = INF if g0 > 0.0 else 0.0
             l1 = INF if g1 > 0.0 else 0.0
-        if not (l1 <= lim or l1 <= l0):
-            return _rej(f, ib, LEVERAGE, l1, lim, nw)
+        if not (l1 <= lim):
+            if equity > 0.0:
+                l0 = g0 / equity
+            else:
+                l0 = INF if g0 > 0.0 else 0.0
+            if not (l1 <= l0):
+                return _rej(f, ib, LEVERAGE, l1, lim, nw)
         if l1 >= wlim:
             nw = _warn(f, ib, nw, LEVERAGE, l1, lim)
 
@@ -489,7 +496,7 @@ def _check_order(f, ib, a, i, side, qty, add_q, rem_q, px, is_mkt, dup, now, is_
     return -nw
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def check_new(f, ib, sess, a, i, side, qty, px, is_mkt, dup, now):
     """In-line entry: returns 0 accept, -n accept with n warnings, >0 reject code (see out row)."""
     code, nw = _message_rate(f, ib, sess, now)
@@ -500,7 +507,7 @@ def check_new(f, ib, sess, a, i, side, qty, px, is_mkt, dup, now):
     return _check_order(f, ib, a, i, side, qty, qty, 0.0, px, is_mkt, dup, now, False, nw)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _reserved(f, o):
     """Open quantity an order slot holds against its side (0 for a free slot). While a replace is
     pending the order may fill at either size, so it holds the larger."""
@@ -514,7 +521,7 @@ def _reserved(f, o):
     return r if r > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def check_replace(f, ib, sess, slot, new_qty, new_px, dup, now):
     code, nw = _message_rate(f, ib, sess, now)
     if code != 0:
@@ -536,7 +543,7 @@ def check_replace(f, ib, sess, slot, new_qty, new_px, dup, now):
                         new_qty - cum, _reserved(f, o), new_px, is_mkt, dup, now, True, nw)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def count_message(f, ib, sess, now):
     code, nw = _message_rate(f, ib, sess, now)
     if code == 0:
@@ -548,7 +555,7 @@ def count_message(f, ib, sess, now):
 
 
 # ---------------------------------------------------------------- state transitions
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _mark_of(f, ins):
     """Reference-price fallback chain: live market data, then last fill, then configured."""
     if f[ins + I_REF_LIVE] > 0.0:
@@ -560,7 +567,7 @@ def _mark_of(f, ins):
     return np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def _set_leg(f, ib, a, i, pos, avg, ob, os_):
     """Write a leg and move every aggregate by exactly (new contribution - cached old one)."""
     ins = fo(ib, FV_INS) + i * NI
@@ -604,7 +611,7 @@ def _set_leg(f, ib, a, i, pos, avg, ob, os_):
     f[leg + L_CVAR] = cvar
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def _refresh_mark(f, ib, i):
     ins = fo(ib, FV_INS) + i * NI
     old = f[ins + I_MARK]
@@ -618,7 +625,7 @@ def _refresh_mark(f, ib, i):
             _set_leg(f, ib, a, i, f[leg + L_POS], f[leg + L_AVG], f[leg + L_OB], f[leg + L_OS])
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def _apply_fill(f, ib, a, i, sd, q, px):
     """Average-cost position update; returns (position, average cost). Cash moves by the trade."""
     acc = fo(ib, FV_ACC) + a * NA
@@ -643,7 +650,7 @@ def _apply_fill(f, ib, a, i, sd, q, px):
     return npos, navg
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def _reserve(f, ib, a, i, sd, d):
     leg = _leg(ib, a, i)
     ob = f[leg + L_OB]
@@ -655,7 +662,7 @@ def _reserve(f, ib, a, i, sd, d):
     _set_leg(f, ib, a, i, f[leg + L_POS], f[leg + L_AVG], ob, os_)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _free_slot(f, ib, slot):
     f[fo(ib, FV_ORD) + slot * NO + O_STATE] = ST_FREE
     fr = io(ib, IV_FREE)
@@ -664,12 +671,12 @@ def _free_slot(f, ib, slot):
     ib[fr] = top + 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def _live_slot(f, ib, slot):
     return 0 <= slot < ib[H_MAXORD] and f[fo(ib, FV_ORD) + slot * NO + O_STATE] != ST_FREE
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def on_sent(f, ib, sess, a, i, side, qty, px):
     """Take a slot for an accepted order and reserve its worst-case open quantity."""
     if a < 0 or a >= ib[H_NACC] or i < 0 or i >= ib[H_NINS]:
@@ -700,7 +707,7 @@ def on_sent(f, ib, sess, a, i, side, qty, px):
     return slot
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy", inline="always")
 def slot_transition(f, ib, slot, kind, q, px):
     """kind: 0 fill, 1 cancel / venue reject, 2 replace pending, 3 replaced, 4 replace rejected.
     Each recomputes the slot's reservation and moves the leg by the difference."""
@@ -760,7 +767,7 @@ def slot_transition(f, ib, slot, kind, q, px):
     return S_OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def position_fill(f, ib, a, i, sd, q, px, set_last):
     """A fill outside the order book (drop copy; a bust is a reversed fill; a correction both)."""
     if a < 0 or a >= ib[H_NACC] or i < 0 or i >= ib[H_NINS]:
@@ -776,7 +783,7 @@ def position_fill(f, ib, a, i, sd, q, px, set_last):
     return S_OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def load_position(f, ib, a, i, qty, avg):
     """Start-of-day position at its average cost; P&L is measured from that cost."""
     if a < 0 or a >= ib[H_NACC] or i < 0 or i >= ib[H_NINS]:
@@ -792,7 +799,7 @@ def load_position(f, ib, a, i, qty, avg):
     return S_OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def set_reference(f, ib, i, px):
     if i < 0 or i >= ib[H_NINS] or not (px > 0.0 and px < INF):
         return S_INVALID
@@ -801,7 +808,7 @@ def set_reference(f, ib, i, px):
     return S_OK
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def rebuild(f, ib):
     """Recompute marks, every cached contribution and every aggregate from the leg states.
 
@@ -830,9 +837,9 @@ def rebuild(f, ib):
 
 
 # ---------------------------------------------------------------- batch replay
-@njit(cache=True)
+@njit(cache=True, _nrt=False, error_model="numpy")
 def replay(f, ib, kind, sess, acct, instr, side, qty, price, is_mkt, dup, now, ref,
-           codes, values, limits):
+           codes, values, limits, slot_of):
     """Replay recorded order flow through the same rules, in one loop.
 
     NEW: checked; if accepted, sent and acknowledged. REPLACE (ref = index of the NEW event):
@@ -842,7 +849,7 @@ def replay(f, ib, kind, sess, acct, instr, side, qty, price, is_mkt, dup, now, r
     reference price. MSG: any other message, counted against the session throttle."""
     out = fo(ib, FV_OUT)
     n = kind.shape[0]
-    slot_of = np.full(n, -1, np.int64)
+    slot_of[:] = -1  # event index of a NEW -> its order slot (the caller allocates: no NRT here)
     for e in range(n):
         k = kind[e]
         c = 0

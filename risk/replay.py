@@ -59,7 +59,7 @@ def replay_columns(engine: RiskEngine, cols: tuple[np.ndarray, ...]) -> ReplayRe
     codes = np.zeros(n, np.int64)
     values = np.full(n, np.nan)
     limits = np.full(n, np.nan)
-    K.replay(engine._f, engine._ib, *cols, codes, values, limits)
+    K.replay(engine._f, engine._ib, *cols, codes, values, limits, np.empty(n, np.int64))
     return ReplayResult(codes, values, limits)
 
 
