@@ -63,11 +63,15 @@ class ReconFeed:
             self._queue.put(("dropcopy", tags))
 
     def catch_up(self, fills: list[dict[str, Any]]) -> int:
-        """Gateway fills in the event log that the store never got (a crash in between): feed them now."""
+        """Gateway fills in the event log that the store never got (a crash in between): feed them now.
+
+        Mirrors are not moved here: they are not in the event log, so after a restart the caller mirrors
+        exactly what is still unknown once this catch-up is done (ReconService.unknown_fills()).
+        """
         n = 0
         for ev in fills:
             if not self.service.store.has_fill("gateway", str(ev["id"]), str(ev["x"])):
-                self._handle(self.service.on_gateway_message(fill_tags(ev)))
+                self._handle(self.service.on_gateway_message(fill_tags(ev)), mirror=False)
                 n += 1
         return n
 
@@ -96,8 +100,10 @@ class ReconFeed:
     def tick(self) -> None:
         self._handle(self.service.tick())
 
-    def _handle(self, events: list[Event]) -> None:
+    def _handle(self, events: list[Event], mirror: bool = True) -> None:
         for e in events:
+            if not mirror:
+                continue
             if isinstance(e, UnknownFill):
                 r = e.rec
                 self._mirror(r.account, r.symbol, r.side, r.last_qty, r.last_px, +1)

@@ -70,7 +70,9 @@ class Gateway:
         self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
                                   price_tolerance=rc.price_tolerance)
         self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events)
-        self.recon.rebuild()
+        # Order matters: the store's view is rebuilt, then completed from the event log, and only then are
+        # the drop-copy fills still unknown to the gateway mirrored into the (replayed) risk state.
+        self._recon_events(self.recon.rebuild())
         self.recon_feed.catch_up([ev for ev in self.events.replay()
                                   if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
         for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
