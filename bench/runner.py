@@ -75,8 +75,12 @@ def sim_config(state: Path, port: int, action: str) -> Path:
     return path
 
 
-def gateway_config(state: Path, port: int, venue_port: int) -> Path:
+def gateway_config(state: Path, port: int, venue_port: int, overrides: list[str] | None = None) -> Path:
     doc = tomllib.loads((CONFIGS / "gateway.toml").read_text())
+    for ov in overrides or []:  # "section.key=TOML value", e.g. gateway.fix_message_log=false
+        key, _, val = ov.partition("=")
+        section, _, name = key.strip().rpartition(".")
+        doc.setdefault(section, {})[name] = tomllib.loads(f"v = {val.strip()}")["v"]
     doc["gateway"]["state_dir"] = str(state / "gateway")
     doc["acceptor"]["port"] = port
     doc["venue"]["port"] = venue_port
@@ -126,7 +130,7 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         else:
             port, target = free_port(), "FIXGW"
             argv, env, cwd = gateway_argv(a)
-            gw = procs.start("gateway", argv + ["run", "--config", str(gateway_config(state, port, vport))],
+            gw = procs.start("gateway", argv + ["run", "--config", str(gateway_config(state, port, vport, a.gateway_override))],
                              env=env, cwd=cwd)
             gw.wait_for_text("venue session logged on", 90)
             watch["gateway"] = gw.pid
@@ -214,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ack-timeout", type=float, default=15.0, help="an order not acked this long after its "
                    "phase's last send is lost")
     p.add_argument("--passthrough-args", default="", help="extra flags for bench/passthrough.py")
+    p.add_argument("--gateway-override", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="change one setting of bench/configs/gateway.toml, e.g. gateway.fix_message_log=false")
     p.add_argument("--gateway-src", help="run the gateway from this source tree (a scratch copy) instead")
     p.add_argument("--wait-idle", type=float, default=0, metavar="S",
                    help="first wait up to S seconds for other processes to leave the cores idle")
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"rates": a.rates, "duration_s": a.duration, "bursts": a.bursts, "warmup": a.warmup,
                     "venue": a.venue, "venue_action": a.venue_action, "max_backlog_s": a.max_backlog_s,
                     "passthrough_args": a.passthrough_args,
-                    "gateway_src": a.gateway_src, "ack_timeout_s": a.ack_timeout},
+                    "gateway_src": a.gateway_src, "gateway_override": a.gateway_override, "ack_timeout_s": a.ack_timeout},
         "plan": plan, "arrangements": {}}
     print(f"bench run {run_id}: {', '.join(names)}; rates {a.rates}/s x {a.duration:g}s, bursts {a.bursts}",
           flush=True)

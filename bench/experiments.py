@@ -1,0 +1,90 @@
+"""Scratch copies of the gateway with one suggested change each, to measure a change before proposing it.
+
+    python bench/experiments.py [VARIANT ...]          # makes /tmp/fixgw-exp/<variant>/ (default: all)
+    bench/run --arrangements gateway --venue fast --gateway-src /tmp/fixgw-exp/nojournal --tag x-nojournal
+    python bench/compare.py bench/results/*-x-*.json
+
+The copies live outside the repository and are never committed: the benchmark owns no gateway code. Each patch
+is a literal text substitution against the gateway as measured (see docs/performance-order-path.md for the
+commit); it fails loudly when the code has moved, rather than measuring something else.
+QuickFIX message logging needs no copy: `--gateway-override gateway.fix_message_log=false`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = Path("/tmp/fixgw-exp")
+
+
+def _sub(path: Path, old: str, new: str) -> None:
+    s = path.read_text()
+    if old not in s:
+        raise SystemExit(f"{path}: the code this experiment patches has changed:\n{old}")
+    path.write_text(s.replace(old, new, 1))
+
+
+def nojournal(d: Path) -> None:
+    """The SQLite audit journal off the event log (measures the per-event queue hand-off to its thread)."""
+    _sub(d / "gateway/service.py", "self.events.subscribers += [self.journal.submit, ", "self.events.subscribers += [")
+
+
+def nogauge(d: Path) -> None:
+    """No O(open orders) scan of the ledger for the open-orders gauge every housekeeping tick."""
+    _sub(d / "gateway/service.py", "m.open_orders.set(len(self.router.ledger.open_orders()))", "pass")
+
+
+def nogc(d: Path) -> None:
+    """gc.freeze() after start-up and rare young collections."""
+    _sub(d / "gateway/daemon.py", "    gw.start()\n",
+         "    gw.start()\n    import gc; gc.freeze(); gc.set_threshold(200_000, 50, 1000)\n")
+
+
+def venuenopersist(d: Path) -> None:
+    """PersistMessages=N on the venue session (orders are never resent there: toApp gap-fills resends)."""
+    _sub(d / "gateway/service.py", 'state / "quickfix" / "venue.cfg", vtext, log_dir)',
+         'state / "quickfix" / "venue.cfg", vtext.replace("PersistMessages=Y", "PersistMessages=N"), log_dir)')
+
+
+def tracemem(d: Path) -> None:
+    """tracemalloc on; the top allocation sites written to <state_dir>/tracemalloc.txt at stop (slow)."""
+    _sub(d / "gateway/daemon.py", "    gw.start()\n", "    gw.start()\n    import tracemalloc; tracemalloc.start(1)\n")
+    _sub(d / "gateway/daemon.py", "        await asyncio.to_thread(gw.stop)\n",
+         "        import tracemalloc\n        snap = tracemalloc.take_snapshot()\n"
+         "        (gw.cfg.state_dir / 'tracemalloc.txt').write_text("
+         "'\\n'.join(str(s) for s in snap.statistics('lineno')[:40]))\n"
+         "        await asyncio.to_thread(gw.stop)\n")
+
+
+VARIANTS: dict[str, list[Callable[[Path], None]]] = {
+    "base": [], "nojournal": [nojournal], "nogauge": [nogauge], "nogc": [nogc], "venuenopersist": [venuenopersist],
+    "all": [nojournal, nogauge, nogc, venuenopersist], "tracemem": [tracemem]}
+
+
+def make(name: str) -> Path:
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    for sub in ("gateway", "risk", "config", "fix_specs"):
+        shutil.copytree(ROOT / sub, d / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    for fn in VARIANTS[name]:
+        fn(d)
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = (argv if argv is not None else sys.argv[1:]) or list(VARIANTS)
+    for n in names:
+        if n not in VARIANTS:
+            raise SystemExit(f"unknown variant {n}; known: {', '.join(VARIANTS)}")
+        print(make(n))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
