@@ -4,7 +4,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-from risk.reasons import BY_ID, CATALOGUE, RUNBOOK_DIR
+from risk.reasons import CATALOGUE, RUNBOOK_DIR
 
 TEXT_MAX = 150
 
@@ -61,11 +61,3 @@ def reject(code: str, value: float = 0.0, limit: float = 0.0) -> Decision:
     """A reject built outside the kernel (the gateway's own codes); KeyError on an unknown code."""
     CATALOGUE[code]
     return Decision(Outcome.REJECT, code, float(value), float(limit))
-
-
-def from_kernel(code_id: int, value: float, limit: float, warnings: tuple[Warning_, ...]) -> Decision:
-    if code_id > 0:
-        return Decision(Outcome.REJECT, BY_ID[code_id].code, value, limit, warnings)
-    if warnings:
-        return Decision(Outcome.WARN, None, 0.0, 0.0, warnings)
-    return ACCEPTED
