@@ -139,6 +139,7 @@ class RiskStage:
                 e.on_replaced(slot, req.qty, None if order.ord_type == "1" else req.price)
         elif x in ("G", "H"):
             self._bust_or_correct(order, ev, x)
+            self._reopen(order, ev)
         elif x == "I" and ev.get("os") in ("4", "8", "C") and slot >= 0:  # status: the venue has it done
             e.on_cancel(slot)
             order.slot = -1
@@ -156,6 +157,19 @@ class RiskStage:
             e.on_bust(acc, ins, side, old_qty, old_px)
         else:
             e.on_correct(acc, ins, side, old_qty, old_px, float(ev["lq"]), float(ev["lp"]))
+
+    def _reopen(self, order: Order, ev: dict[str, Any]) -> None:
+        """A bust or a correction can give a done order leaves again: reserve them, or its next fills and its
+        worst case would go uncounted."""
+        cum = ev.get("cum")
+        if order.slot >= 0 or cum is None or ev.get("os") not in ("0", "1"):
+            return
+        leaves = order.qty - float(cum)
+        if leaves > 0:
+            e = self.engine
+            order.slot = e.on_sent(e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side],
+                                   leaves, None if order.ord_type == "1" else order.price,
+                                   self.session_idx.get(order.session, 0))
 
     def _position(self, order: Order, ev: dict[str, Any], why: str) -> None:
         e = self.engine

@@ -293,6 +293,28 @@ class VenueSim:
             o = self.orders[cl_ord_id]
             self._fill(o, o.leaves if qty is None else qty)
 
+    def bust(self, exec_id: str) -> None:
+        """Trade cancel (ExecType H) of an earlier fill, on the order session and the drop copy."""
+        self._amend_trade(exec_id, "H", None, None)
+
+    def correct(self, exec_id: str, qty: float, px: float) -> None:
+        """Trade correction (ExecType G): the fill becomes qty @ px."""
+        self._amend_trade(exec_id, "G", qty, px)
+
+    def _amend_trade(self, exec_id: str, exec_type: str, qty: float | None, px: float | None) -> None:
+        with self.lock:
+            fill = next(f for f in self.fills if f["exec_id"] == exec_id)
+            o = next(o for o in self.orders.values() if o.order_id == fill["order_id"])
+            old_qty, old_px = float(fill["qty"]), float(fill["px"])  # type: ignore[arg-type]
+            new_qty, new_px = (0.0, old_px) if exec_type == "H" else (float(qty or 0), float(px or 0))
+            o.cum_qty += new_qty - old_qty
+            o.notional += new_qty * new_px - old_qty * old_px
+            o.status = "2" if o.cum_qty >= o.qty else ("1" if o.cum_qty > 0 else "0")
+            fill.update(qty=new_qty, px=new_px)
+            er = self._report(o, exec_type, last_qty=new_qty if exec_type == "G" else old_qty,
+                              last_px=new_px, ref=exec_id)
+            self._drop_copy(er, o)
+
     def cancel_unsolicited(self, cl_ord_id: str) -> None:
         with self.lock:
             o = self.orders[cl_ord_id]
@@ -300,7 +322,7 @@ class VenueSim:
             self._report(o, "4")
 
     def _report(self, o: SimOrder, exec_type: str, last_qty: float = 0.0, last_px: float = 0.0,
-                orig: str = "", text: str = "", rej_reason: int = 99) -> fix.Message:
+                orig: str = "", text: str = "", rej_reason: int = 99, ref: str = "") -> fix.Message:
         m = fm.new_message("8")
         avg = o.notional / o.cum_qty if o.cum_qty else 0.0
         for tag, val in ((fm.ORDER_ID, o.order_id), (fm.EXEC_ID, next(self._exec_ids)), (fm.EXEC_TYPE, exec_type),
@@ -313,9 +335,11 @@ class VenueSim:
             m.setField(fm.ACCOUNT, o.account)
         if o.ord_type == "2" and not math.isnan(o.price):
             m.setField(fm.PRICE, repr(o.price))
-        if exec_type == "F":
+        if exec_type in ("F", "G", "H"):
             m.setField(fm.LAST_QTY, fm.fmt_num(last_qty))
             m.setField(fm.LAST_PX, repr(last_px))
+        if ref:
+            m.setField(fm.EXEC_REF_ID, ref)
         if orig:
             m.setField(fm.ORIG_CL_ORD_ID, orig)
         if o.status == "8":

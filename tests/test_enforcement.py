@@ -301,3 +301,36 @@ def test_metrics_endpoint_serves_the_counters(stack) -> None:
     assert 'fixgw_limit_utilisation_ratio{account="ACC1",limit="gross_exposure"}' in body
     util = [ln for ln in body.splitlines() if ln.startswith('fixgw_limit_utilisation_ratio{account="ACC1",limit="gross')]
     assert math.isclose(float(util[0].split()[-1]), 950.0 / 5_000_000)
+
+
+def test_busts_corrections_and_unsolicited_cancels_move_the_book(running) -> None:
+    c = running.client()
+    gw, sim = running.gw, running.sim
+    e = gw.risk.engine
+    a, aapl, jpm = e.account_index("ACC1"), e.instrument_index("AAPL"), e.instrument_index("JPM")
+    c.new_order("B1", "ACC1", "AAPL", "1", 100, 190.0)
+    fill = _er(c, "B1", "F", "2")
+    c.new_order("B2", "ACC1", "AAPL", "1", 50, 190.0)
+    fill2 = _er(c, "B2", "F", "2")
+    assert e.position(a, aapl) == 150
+    sim.correct(fill[17], 80, 189.5)  # the first fill was really 80 @ 189.5
+    g = _er(c, "B1", "G")
+    assert (g[19], g[32]) == (fill[17], "80")
+    assert e.position(a, aapl) == 130
+    sim.bust(fill2[17])  # the second never happened
+    h = _er(c, "B2", "H")
+    assert h[19] == fill2[17]
+    assert e.position(a, aapl) == 80
+    cash = 2_000_000 - 80 * 189.5
+    assert e.cash(a) == pytest.approx(cash)
+    # The simulated venue reopens what a bust or correction un-fills: those leaves are reserved again.
+    assert sorted((o.cl_ord_id, o.leaves_qty) for o in gw.router.ledger.open_orders()) == [("B1", 20), ("B2", 50)]
+    assert e.open_exposure(a, aapl) == (70.0, 0.0)
+    c.new_order("U1", "ACC1", "JPM", "1", 100, 200.0)  # rests
+    _er(c, "U1", "0")
+    assert e.open_exposure(a, jpm) == (100.0, 0.0)
+    venue_cl = gw.router.ledger.find(S1, "U1").venue_cl_ord_id
+    sim.cancel_unsolicited(venue_cl)  # the venue cancels on its own
+    _er(c, "U1", "4", "4")
+    assert e.open_exposure(a, jpm) == (0.0, 0.0)
+    assert "U1" not in [o.cl_ord_id for o in gw.router.ledger.open_orders()]

@@ -97,3 +97,35 @@ def test_orders_left_pending_by_a_crash_are_settled_by_a_status_request(running)
         assert (st[39], st[103]) == ("8", "5")  # rejected: unknown order at the venue
     assert gw.router.ledger.open_orders() == []
     assert e.open_exposure(a, i) == (0.0, 0.0)
+
+
+def test_a_dying_control_plane_task_is_restarted_and_counted(stack) -> None:
+    import asyncio
+
+    from gateway import daemon
+    from gateway.service import Gateway
+
+    gw = Gateway(stack.cfg)  # not started: the supervisor needs only its metrics
+    runs: list[int] = []
+
+    async def flaky() -> None:
+        runs.append(1)
+        if len(runs) < 3:
+            raise RuntimeError("task died")
+
+    async def main() -> None:
+        old = daemon.BACKOFF_S
+        daemon.BACKOFF_S = (0.0,)
+        try:
+            sup = daemon.Supervisor(gw)
+            sup.spawn("flaky", flaky)
+            await sup.tasks["flaky"]
+        finally:
+            daemon.BACKOFF_S = old
+
+    try:
+        asyncio.run(main())
+    finally:
+        gw.stop()
+    assert len(runs) == 3
+    assert gw.metrics.task_restarts.labels("flaky")._value.get() == 2
