@@ -142,8 +142,7 @@ class Router:
         o = NewOrder(skey, msg.getField(fm.CL_ORD_ID), fm.get(msg, fm.ACCOUNT), msg.getField(fm.SYMBOL),
                      msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
                      fm.get_float(msg, fm.PRICE))
-        if _poss_dup(msg) and self.ledger.is_duplicate(skey, o.cl_ord_id):
-            log.info("resent order already processed: ignored", extra={"session": skey, "cl_ord_id": o.cl_ord_id})
+        if self._already_decided(msg, skey, o.cl_ord_id):
             return
         with self.lock:
             t0 = time.perf_counter_ns()
@@ -216,8 +215,7 @@ class Router:
     def _replace(self, msg: fix.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         qty, price = fm.get_float(msg, fm.ORDER_QTY), fm.get_float(msg, fm.PRICE)
-        if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
-            log.info("resent replace already processed: ignored", extra={"session": skey, "cl_ord_id": cl})
+        if self._already_decided(msg, skey, cl):
             return
         with self.lock:
             t0 = time.perf_counter_ns()
@@ -236,8 +234,20 @@ class Router:
                 out = None
             else:
                 assert order is not None
+                reply = None
                 out = self._forward_amend(msg, order, "G", cl, orig, qty, price, verdict, ck)
+        self._deliver(out, reply, skey)
+
+    def _already_decided(self, msg: fix.Message, skey: str, cl: str) -> bool:
+        if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
+            log.info("resent request already decided: ignored", extra={"session": skey, "cl_ord_id": cl})
+            return True
+        return False
+
+    def _deliver(self, out: fix.Message | None, reply: fix.Message | None, skey: str) -> None:
+        """Outside the lock: the accepted request to the venue, or the reject to the client."""
         if out is None:
+            assert reply is not None
             self._send_client(reply, skey)
         elif not self._send_venue(out):
             self.undelivered.append(out.getField(fm.CL_ORD_ID))
@@ -252,8 +262,7 @@ class Router:
 
     def _cancel(self, msg: fix.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
-        if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
-            log.info("resent cancel already processed: ignored", extra={"session": skey, "cl_ord_id": cl})
+        if self._already_decided(msg, skey, cl):
             return
         with self.lock:
             t0 = time.perf_counter_ns()
@@ -274,11 +283,9 @@ class Router:
                 out = None
             else:
                 assert order is not None
+                reply = None
                 out = self._forward_amend(msg, order, "F", cl, orig, math.nan, math.nan, verdict, ck)
-        if out is None:
-            self._send_client(reply, skey)
-        elif not self._send_venue(out):
-            self.undelivered.append(out.getField(fm.CL_ORD_ID))
+        self._deliver(out, reply, skey)
 
     def _forward_amend(self, msg: fix.Message, order: Order, kind: str, cl: str, orig: str, qty: float,
                        price: float, verdict: Verdict, ck: int) -> fix.Message:
