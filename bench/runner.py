@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         a.rates = str(a.profile_rate)
         a.duration = a.profile_seconds + a.profile_delay + 3
         a.bursts = ""
+        a.max_backlog_s = max(a.max_backlog_s, 60.0)  # a pausing profiler (--native) slows the gateway down
     a.rates = [int(x) for x in str(a.rates).split(",") if x]
     a.bursts = [int(x) for x in str(a.bursts).split(",") if x]
     names = [x for x in a.arrangements.split(",") if x]

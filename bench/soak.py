@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--venue-action", choices=("ack", "fill"), default="fill")
     p.add_argument("--gateway-src", help="run the gateway from this source tree instead")
     p.add_argument("--tag", default="")
+    p.add_argument("--keep-state", action="store_true", help="keep var/bench/<run>/ (logs, stores)")
     a = p.parse_args(argv)
     install_stop_handlers(runner._cleanup)
     ns = argparse.Namespace(venue=a.venue, venue_action=a.venue_action, ack_timeout=30.0, max_backlog_s=5.0,
@@ -113,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if r.get("error"):
         print("error:", r["error"])
     print(f"results: bench/results/{run_id}.json")
-    import shutil
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if not a.keep_state:
+        import shutil
+        shutil.rmtree(run_dir, ignore_errors=True)
     return 0 if res["verdict"].get("flat") and not r.get("error") else 1
 
 
