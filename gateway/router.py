@@ -354,32 +354,42 @@ class Router:
                 log.error("execution report for an unknown venue ClOrdID: not routed",
                           extra={"venue_cl_ord_id": venue_cl, "exec_id": exec_id, "exec_type": exec_type})
                 return
-            if exec_type in ("F", "G", "H") and exec_id in self.ledger.exec_ids:
-                # A venue resend after a crash window: already applied and forwarded.
-                log.info("duplicate execution report ignored", extra={"exec_id": exec_id})
-                return
             order = req.order
-            ev = {"e": "X", "v": venue_cl, "n": order.number, "x": exec_type, "id": exec_id,
-                  "os": msg.getField(fm.ORD_STATUS), "oid": fm.get(msg, fm.ORDER_ID),
-                  "lq": _num(fm.get_float(msg, fm.LAST_QTY)), "lp": _num(fm.get_float(msg, fm.LAST_PX)),
-                  "cum": _num(fm.get_float(msg, fm.CUM_QTY)), "avg": _num(fm.get_float(msg, fm.AVG_PX)),
-                  "ref": fm.get(msg, fm.EXEC_REF_ID), "s": order.session, "a": order.account,
-                  "sym": order.symbol, "side": order.side, "cl": req.cl_ord_id, "ts": time.time_ns()}
-            if exec_type in ("F", "G", "H"):  # what reconciliation needs to date the trade
-                ev["tt"] = fm.get(msg, fm.TRANSACT_TIME)
-                ev["td"] = fm.get(msg, fm.TRADE_DATE)
-            self.events.append(ev)
-            if self.risk is not None:
-                self.risk.apply(order, req, ev)  # before the ledger moves: busts need the fill being undone
-            apply_execution(self.ledger, req, ev)
-            out = fm.copy_for_forwarding(msg)
-            out.setField(fm.CL_ORD_ID, req.cl_ord_id)
-            if req.orig_cl_ord_id:
-                out.setField(fm.ORIG_CL_ORD_ID, req.orig_cl_ord_id)
-            elif out.isSetField(fm.ORIG_CL_ORD_ID):
-                out.removeField(fm.ORIG_CL_ORD_ID)
             skey = order.session
+            if exec_type in ("F", "G", "H") and exec_id in self.ledger.exec_ids:
+                # Already applied: a venue resend after a crash window. Whether the client got it before the
+                # crash is unknown, so it goes again flagged PossResend; clients de-duplicate on ExecID.
+                log.info("execution report already applied: forwarded again as PossResend",
+                         extra={"exec_id": exec_id})
+                out = self._client_copy(msg, req)
+                out.getHeader().setField(fm.POSS_RESEND, "Y")
+            else:
+                ev = {"e": "X", "v": venue_cl, "n": order.number, "x": exec_type, "id": exec_id,
+                      "os": msg.getField(fm.ORD_STATUS), "oid": fm.get(msg, fm.ORDER_ID),
+                      "lq": _num(fm.get_float(msg, fm.LAST_QTY)), "lp": _num(fm.get_float(msg, fm.LAST_PX)),
+                      "cum": _num(fm.get_float(msg, fm.CUM_QTY)), "avg": _num(fm.get_float(msg, fm.AVG_PX)),
+                      "ref": fm.get(msg, fm.EXEC_REF_ID), "s": skey, "a": order.account,
+                      "sym": order.symbol, "side": order.side, "cl": req.cl_ord_id, "ts": time.time_ns()}
+                if exec_type in ("F", "G", "H"):  # what reconciliation needs to date the trade
+                    ev["tt"] = fm.get(msg, fm.TRANSACT_TIME)
+                    ev["td"] = fm.get(msg, fm.TRADE_DATE)
+                self.events.append(ev)
+                if self.risk is not None:
+                    self.risk.apply(order, req, ev)  # before the ledger moves: busts need the fill being undone
+                apply_execution(self.ledger, req, ev)
+                out = self._client_copy(msg, req)
         self._send_client(out, skey)
+
+    @staticmethod
+    def _client_copy(msg: fix.Message, req: Request) -> fix.Message:
+        """The venue's report as the client must see it: its own ClOrdID and OrigClOrdID."""
+        out = fm.copy_for_forwarding(msg)
+        out.setField(fm.CL_ORD_ID, req.cl_ord_id)
+        if req.orig_cl_ord_id:
+            out.setField(fm.ORIG_CL_ORD_ID, req.orig_cl_ord_id)
+        elif out.isSetField(fm.ORIG_CL_ORD_ID):
+            out.removeField(fm.ORIG_CL_ORD_ID)
+        return out
 
     def _venue_cancel_reject(self, msg: fix.Message) -> None:
         venue_cl = fm.get(msg, fm.CL_ORD_ID)

@@ -247,7 +247,13 @@ def test_restart_drill_sigkill_mid_flow_loses_and_double_counts_nothing(daemon_s
     assert c.wait_logon(30)
     # Every order the client sent gets answered; the flow resumed on the same session, no reset.
     for cl in sent:
-        c.wait_for(lambda m, cl=cl: m.get(11) == cl and m.get(35) == "8", timeout=30)
+        try:
+            c.wait_for(lambda m, cl=cl: m.get(11) == cl and m.get(35) == "8", timeout=30)
+        except TimeoutError:
+            events = [ln for ln in (stack.cfg.state_dir / "events.log").read_text().splitlines()
+                      if f'"cl":"{cl}"' in ln]
+            venue = [o for o in stack.sim.orders.values() if any(f'"v":"{o.cl_ord_id}"' in e for e in events)]
+            raise AssertionError(f"{cl} never answered; gateway events {events}; venue {venue}") from None
     assert not any(m.get(35) == "4" and m.get(123) != "Y" for m in c.admin_received)  # no SequenceReset-Reset
     assert not any(m.get(35) == "3" for m in c.admin_received)  # no session-level rejects
 
