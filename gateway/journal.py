@@ -15,8 +15,6 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from gateway.eventlog import EventLog
-
 log = logging.getLogger("fixgw.journal")
 
 SCHEMA = """
@@ -106,10 +104,10 @@ class Journal:
         return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
                     for t in ("decisions", "fills", "admin")), default=0)
 
-    def catch_up(self, events: EventLog) -> int:
+    def catch_up(self, events: Iterable[dict[str, Any]]) -> int:
         """Insert rows for events the journal missed (a crash between the event log and the journal)."""
         last = self.last_q()
-        rows = [r for ev in events.replay() if ev.get("q", 0) > last and (r := project(ev)) is not None]
+        rows = [r for ev in events if ev.get("q", 0) > last and (r := project(ev)) is not None]
         self._write(rows)
         if rows:
             log.info("journal caught up from the event log", extra={"rows": len(rows)})

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Protocol
+from typing import Any, Iterable, Protocol
 
-from gateway.eventlog import EventLog
 from gateway.ledger import REJECTED, Ledger, Order, Request
 
 log = logging.getLogger("fixgw.lifecycle")
@@ -72,10 +71,10 @@ def apply_undelivered(ledger: Ledger, req: Request, ev: Event) -> None:
         order.pending = ""
 
 
-def replay(events: EventLog, ledger: Ledger, risk: RiskHooks | None) -> int:
+def replay(events: Iterable[Event], ledger: Ledger, risk: RiskHooks | None) -> int:
     """Rebuild the ledger (and the risk state, when given) from the event log; returns the events applied."""
     n = 0
-    for ev in events.replay():
+    for ev in events:
         n += 1
         kind = ev["e"]
         if kind == "N":

@@ -47,14 +47,15 @@ class Gateway:
         state.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
         self.events = EventLog(state / "events.log")
-        prefix = self._id_prefix()
+        history = list(self.events.replay())  # read once: the ledger, journal and reconciliation rebuild from it
+        prefix = self._id_prefix(history)
         ledger = Ledger()
         sessions = [session_key(c.target_comp_id, c.sender_comp_id) for c in cfg.acceptor.clients]
         risk_cfg = load_risk(cfg)
         self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders)
                      if risk_cfg is not None else None)
         t0 = time.monotonic()
-        replayed = replay(self.events, ledger, self.risk)
+        replayed = replay(history, ledger, self.risk)
         self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix)
         # Orders logged as sent whose fate the venue never told us (a crash between log and send, or lost
         # reports): once the venue has logged on and replayed its resends, ask it about each.
@@ -65,7 +66,7 @@ class Gateway:
             "limits_version": self.risk.limits_version if self.risk else None})
 
         self.journal = Journal(state / "journal.sqlite")
-        self.journal.catch_up(self.events)
+        self.journal.catch_up(history)
         rc = cfg.reconciliation
         self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
                                   price_tolerance=rc.price_tolerance)
@@ -73,8 +74,8 @@ class Gateway:
         # Order matters: the store's view is rebuilt, then completed from the event log, and only then are
         # the drop-copy fills still unknown to the gateway mirrored into the (replayed) risk state.
         self._recon_events(self.recon.rebuild())
-        self.recon_feed.catch_up([ev for ev in self.events.replay()
-                                  if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
+        self.recon_feed.catch_up([ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
+        del history
         for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
             self._mirror(rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, +1)
         self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
@@ -88,12 +89,10 @@ class Gateway:
         self.venue_logged_on = threading.Event()
         self.dropcopy_logged_on = threading.Event()
 
-    def _id_prefix(self) -> str:
+    def _id_prefix(self, history: list[dict[str, Any]]) -> str:
         """Venue ClOrdIDs must never repeat, even after the state folder is wiped: stamp the log's birth."""
-        for ev in self.events.replay():
-            if ev.get("e") == "INIT":
-                return str(ev["prefix"])
-            break
+        if history and history[0].get("e") == "INIT":
+            return str(history[0]["prefix"])
         prefix = "G" + format(time.time_ns() // 1_000_000, "x").upper() + "-"
         self.events.append({"e": "INIT", "prefix": prefix, "ts": time.time_ns()})
         return prefix

@@ -24,28 +24,54 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class NotifySocket:
-    """A real unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    """A real unix datagram socket standing in for systemd's NOTIFY_SOCKET, read continuously (as systemd does:
+    the kernel queues only a few datagrams, and a full queue makes the sender's non-blocking send fail)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
         self.seen: list[str] = []
+        self._read = 0  # wait_for consumes messages in order
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._reader, daemon=True)
+        self._thread.start()
 
-    def wait_for(self, text: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+    def _reader(self) -> None:
+        while not self._closed:
             try:
                 msg = self.sock.recv(4096).decode()
             except socket.timeout:
-                break
-            self.seen.append(msg)
-            if text in msg:
-                return msg
-        raise TimeoutError(f"no {text!r} on the notify socket; saw {self.seen[-5:]}")
+                continue
+            except OSError:
+                return
+            with self._cond:
+                self.seen.append(msg)
+                self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> str:
+        """The next message (after those already consumed) that contains `text`."""
+        found: list[str] = []
+
+        def match() -> bool:
+            while self._read < len(self.seen):
+                msg = self.seen[self._read]
+                self._read += 1
+                if text in msg:
+                    found.append(msg)
+                    return True
+            return False
+
+        with self._cond:
+            if not self._cond.wait_for(match, timeout):
+                raise TimeoutError(f"no {text!r} on the notify socket; saw {self.seen[-5:]}")
+        return found[0]
 
     def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=5)
         self.sock.close()
 
 
