@@ -29,8 +29,9 @@ def sustained(ph: dict[str, Any]) -> bool:
         (ph.get("ack_rate") or 0) >= SUSTAIN_FRACTION * rate
 
 
-def rate_phases(arr: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in arr.get("phases", []) if p["kind"] == "rate" and p["name"] != "warmup"]
+def rate_phases(arr: dict[str, Any], skipped: bool = False) -> list[dict[str, Any]]:
+    return [p for p in arr.get("phases", []) if p["kind"] == "rate" and p["name"] != "warmup"
+            and (skipped or not p.get("skipped"))]
 
 
 def max_sustained(arr: dict[str, Any]) -> float | None:
@@ -60,13 +61,16 @@ def latency_table(res: dict[str, Any]) -> str:
     lines = ["| offered/s | arrangement | p50 µs | p99 µs | p99.9 µs | max µs | sent | lost | rej | sustained "
              "| server CPU, cores | server CPU µs/order | client CPU s | other load, cores |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|:---:|---|---|---:|---:|"]
-    rates = sorted({p["rate"] for a in arrs.values() for p in rate_phases(a)})
+    rates = sorted({p["rate"] for a in arrs.values() for p in rate_phases(a, skipped=True)})
     for r in rates:
         for name in ORDER:
             if name not in arrs:
                 continue
-            ph = next((p for p in rate_phases(arrs[name]) if p["rate"] == r), None)
+            ph = next((p for p in rate_phases(arrs[name], skipped=True) if p["rate"] == r), None)
             if ph is None:
+                continue
+            if ph.get("skipped"):
+                lines.append(f"| {_f(r)} | {name} | not run: a lower rate was not sustained |" + " |" * 11)
                 continue
             lines.append(_row(_f(r), name, ph))
     for name in ORDER:

@@ -48,10 +48,12 @@ def build_plan(a: argparse.Namespace) -> list[dict[str, Any]]:
     plan: list[dict[str, Any]] = []
     if a.warmup:
         plan.append({"name": "warmup", "kind": "rate", "rate": 500, "orders": a.warmup, "settle_s": 0.5})
-    for r in a.rates:
-        plan.append({"name": f"rate-{r}", "kind": "rate", "rate": r, "duration": a.duration, "settle_s": 0.5})
+    # bursts first: after the rate ladder has found a server's ceiling its queues may still be settling
     for b in a.bursts:
         plan.append({"name": f"burst-{b}", "kind": "burst", "orders": b, "settle_s": 1.0})
+    for r in a.rates:
+        plan.append({"name": f"rate-{r}", "kind": "rate", "rate": r, "duration": a.duration, "settle_s": 0.5,
+                     "ladder": not a.full_ladder})
     return plan
 
 
@@ -59,6 +61,8 @@ def plan_budget_s(plan: list[dict[str, Any]], ack_timeout: float) -> float:
     t = 0.0
     for ph in plan:
         n = ph.get("orders") or ph["rate"] * ph["duration"]
+        if ph["kind"] == "burst":
+            n = ph["orders"]
         t += (n / ph["rate"] * 3 + 5 if ph["kind"] == "rate" else n / 500) + ack_timeout + ph["settle_s"] + 1
     return t + 60
 
@@ -208,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rates", default=DEFAULT_RATES, help=f"offered rates, orders/s (default {DEFAULT_RATES})")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per rate (default 4)")
     p.add_argument("--bursts", default="1000,5000", help="burst sizes, orders (default 1000,5000)")
+    p.add_argument("--full-ladder", action="store_true",
+                   help="keep offering higher rates after the first one an arrangement did not sustain")
     p.add_argument("--warmup", type=int, default=1000, help="warm-up orders at 500/s, not reported")
     p.add_argument("--arrangements", default=",".join(ARRANGEMENTS))
     p.add_argument("--venue", choices=("sim", "fast"), default="sim",
