@@ -4,7 +4,8 @@ The project's venue simulator (`fixgw venue-sim`, QuickFIX + Python rules) tops 
 these 2-core machines while sharing them with the other processes, which hides the gateway's own ceiling
 above that. This one is a single-threaded raw-socket acceptor (the load client's framing): it answers Logon,
 TestRequest and Logout, and every NewOrderSingle with an ExecutionReport 150=0/39=0 (and, with
---action fill, a full fill 150=F/39=2 right after), writing all answers to one read in one send(). It checks
+--action fill, a full fill 150=F/39=2 right after, copied to the drop-copy session when one is logged on: a
+logon whose SenderCompID ends in "_DC"), writing all answers to one read in one send(). It checks
 nothing, stores nothing and never resends: use it only to find where the gateway or the pass-through saturate
 (`bench/run --venue fast`). Prints "listening" on stderr when ready; SIGTERM stops it.
 """
@@ -35,13 +36,14 @@ class Conn:
         self.outbuf = bytearray()
         self.action = action
         self.closing = False
+        self.drop_copy = False
 
     def _msg(self, msg_type: str, stamp: str, body: str) -> None:
         head = f"35={msg_type}\x0149={self.our}\x0156={self.peer}\x0134={self.seq}\x0152={stamp}\x01"
         self.seq += 1
         self.outbuf += frame((head + body).encode())
 
-    def handle(self, msg: bytes, stamp: str, ids: "itertools.count[int]") -> None:
+    def handle(self, msg: bytes, stamp: str, ids: "itertools.count[int]", dc: "list[Conn]") -> None:
         t = get(msg, K[35])
         if t == b"D":
             cl, acc, sym, side = (get(msg, K[n]) or b"" for n in (11, 1, 55, 54))
@@ -51,10 +53,15 @@ class Conn:
             common = f"11={c}\x011={a}\x0155={s}\x0154={sd}\x0138={q}\x0140=2\x0144={p}\x0160={stamp}\x01"
             self._msg("8", stamp, f"37=O{n}\x0117=E{n}a\x01150=0\x0139=0\x01151={q}\x0114=0\x016=0\x01" + common)
             if self.action == "fill":
-                self._msg("8", stamp, f"37=O{n}\x0117=E{n}f\x01150=F\x0139=2\x01151=0\x0114={q}\x016={p}\x01"
-                                      f"32={q}\x0131={p}\x01" + common)
+                fill = f"37=O{n}\x0117=E{n}f\x01150=F\x0139=2\x01151=0\x0114={q}\x016={p}\x0132={q}\x0131={p}\x01" + common
+                self._msg("8", stamp, fill)
+                for c in dc:
+                    c._msg("8", stamp, fill)
         elif t == b"A":
             self.peer = (get(msg, K[49]) or b"").decode()
+            self.drop_copy = self.peer.endswith("_DC")
+            if self.drop_copy:
+                self.our += "_DC"  # VENUE_DC -> FIXGW_DC
             self._msg("A", stamp, "98=0\x01108=30\x01")
         elif t == b"1":
             self._msg("0", stamp, f"112={(get(msg, K[112]) or b'').decode()}\x01")
@@ -125,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             c.inbuf += data
             st = stamp()
+            dc = [x for x in conns.values() if x.drop_copy and not x.closing]
             for msg in c.frames():
-                c.handle(msg, st, ids)
-            w = [*w, s] if c.outbuf and s not in w else w
+                c.handle(msg, st, ids, dc)
+            w = [*w, *(x.sock for x in (c, *dc) if x.outbuf and x.sock not in w)]
         for s in w:
             c = conns.get(s)
             if c is None or not c.outbuf:

@@ -67,10 +67,11 @@ def plan_budget_s(plan: list[dict[str, Any]], ack_timeout: float) -> float:
     return t + 60
 
 
-def sim_config(state: Path, port: int, action: str) -> Path:
+def sim_config(state: Path, port: int, action: str, dc_port: int) -> Path:
     doc = tomllib.loads((CONFIGS / "venue_sim.toml").read_text())
     sim = doc["venue_sim"]
     sim["port"] = port
+    sim["dropcopy_port"] = dc_port
     sim["state_dir"] = str(state / "venue-sim")
     for rule in sim.get("rules", []):
         rule["action"] = action
@@ -79,8 +80,11 @@ def sim_config(state: Path, port: int, action: str) -> Path:
     return path
 
 
-def gateway_config(state: Path, port: int, venue_port: int, overrides: list[str] | None = None) -> Path:
+def gateway_config(state: Path, port: int, venue_port: int, dc_port: int,
+                   overrides: list[str] | None = None) -> Path:
     doc = tomllib.loads((CONFIGS / "gateway.toml").read_text())
+    if "dropcopy" in doc:
+        doc["dropcopy"]["port"] = dc_port
     for ov in overrides or []:  # "section.key=TOML value", e.g. gateway.fix_message_log=false
         key, _, val = ov.partition("=")
         section, _, name = key.strip().rpartition(".")
@@ -113,13 +117,14 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
     t0 = time.monotonic()
     try:
         vport = free_port()
+        dc_port = vport if a.venue == "fast" else free_port()  # the fast venue serves both on one port
         if a.venue == "fast":
             sim = procs.start("venue-fast", [str(PYTHON), str(BENCH / "fastvenue.py"), "--port", str(vport),
                                              "--action", a.venue_action])
             sim.wait_for_text("listening", 60)
         else:
             sim = procs.start("venue-sim", [str(FIXGW), "venue-sim", "--config",
-                                            str(sim_config(state, vport, a.venue_action))])
+                                            str(sim_config(state, vport, a.venue_action, dc_port))])
             sim.wait_for_text("venue simulator listening", 60)
         watch = {"venue": sim.pid}
         if name == "direct":
@@ -134,7 +139,7 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         else:
             port, target = free_port(), "FIXGW"
             argv, env, cwd = gateway_argv(a)
-            gw = procs.start("gateway", argv + ["run", "--config", str(gateway_config(state, port, vport, a.gateway_override))],
+            gw = procs.start("gateway", argv + ["run", "--config", str(gateway_config(state, port, vport, dc_port, a.gateway_override))],
                              env=env, cwd=cwd)
             gw.wait_for_text("venue session logged on", 90)
             watch["gateway"] = gw.pid

@@ -1,6 +1,6 @@
 """bench/soak: the memory soak, on demand (not in CI): a million orders through the gateway at a fixed rate.
 
-    bench/soak                                  # 1,000,000 orders at 500/s (about 34 minutes)
+    bench/soak                                  # 1,000,000 orders at 250/s (about 67 minutes)
     bench/soak --orders 200000 --rate 2000      # shorter
     bench/soak --arrangement passthrough        # the same flow through the bare QuickFIX proxy
 
@@ -74,7 +74,7 @@ def markdown(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/soak", description=__doc__.split("\n\n")[0])
     p.add_argument("--orders", type=int, default=1_000_000)
-    p.add_argument("--rate", type=int, default=500)
+    p.add_argument("--rate", type=int, default=250)
     p.add_argument("--sample-s", type=float, default=10.0)
     p.add_argument("--settle-orders", type=int, default=50_000, help="judge growth from this many orders on")
     p.add_argument("--tolerance", type=float, default=0.10, help="RSS growth still called flat")
