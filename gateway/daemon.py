@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -125,6 +127,10 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
     sup = Supervisor(gw)
     admin = AdminServer(gw, admin_path or gw.cfg.admin_socket)
     gw.start()
+    # Every QuickFIX call releases the GIL; a message thread that then waits for it behind the journal or
+    # housekeeping would wait up to the 5 ms default switch interval. 0.2 ms bounds that wait.
+    sys.setswitchinterval(0.0002)
+    gc.freeze()  # start-up objects (config, kernels, replayed ledger) need no more collections
     try:
         await admin.start()
         sup.spawn("housekeeping", lambda: housekeeping(gw, sup))

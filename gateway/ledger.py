@@ -74,6 +74,7 @@ class Ledger:
     exec_ids: set[str] = field(default_factory=set)  # fills, corrections and busts applied (resend guard)
     fills: dict[str, tuple[float, float]] = field(default_factory=dict)  # ExecID -> (qty, px), for G/H
     rejected_ids: set[tuple[str, str]] = field(default_factory=set)  # ClOrdIDs the gateway refused
+    open: dict[int, Order] = field(default_factory=dict)  # kept as orders move: status must not scan history
     next_number: int = 1
     next_request: int = 0  # numbers venue ClOrdIDs; restored from the event log on restart
 
@@ -90,6 +91,7 @@ class Ledger:
         order = Order(self.next_number, session, account, symbol, side, ord_type, qty, price, cl, venue_cl, slot)
         self.next_number += 1
         self.orders[order.number] = order
+        self.open[order.number] = order
         req = Request(order, "D", cl, "", venue_cl, "", qty, price)
         self.by_client[(session, cl)] = req
         self.by_venue[venue_cl] = req
@@ -103,5 +105,12 @@ class Ledger:
         order.pending = venue_cl
         return req
 
+    def set_status(self, order: Order, status: str) -> None:
+        order.status = status
+        if status in DONE_STATUSES:
+            self.open.pop(order.number, None)
+        else:  # a bust or correction can give a done order leaves again
+            self.open[order.number] = order
+
     def open_orders(self) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open]
+        return list(self.open.values())

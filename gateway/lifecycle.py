@@ -51,7 +51,7 @@ def apply_execution(ledger: Ledger, req: Request, ev: Event) -> None:
         order.venue_cl_ord_id = req.venue_cl_ord_id
     if exec_type in ("4", "5"):
         order.pending = ""
-    order.status = str(ev["os"])  # OrdStatus always states the order's current status
+    ledger.set_status(order, str(ev["os"]))  # OrdStatus always states the order's current status
 
 
 def apply_cancel_reject(ledger: Ledger, req: Request, ev: Event) -> None:
@@ -60,13 +60,13 @@ def apply_cancel_reject(ledger: Ledger, req: Request, ev: Event) -> None:
         order.pending = ""
     status = str(ev.get("os") or "")
     if status:
-        order.status = status
+        ledger.set_status(order, status)
 
 
 def apply_undelivered(ledger: Ledger, req: Request, ev: Event) -> None:
     order = req.order
     if req.kind == "D":
-        order.status = REJECTED
+        ledger.set_status(order, REJECTED)
     elif order.pending == req.venue_cl_ord_id:
         order.pending = ""
 

@@ -61,6 +61,7 @@ class Gateway:
         # reports): once the venue has logged on and replayed its resends, ask it about each.
         self._unconfirmed = [o.number for o in ledger.open_orders() if o.status == PENDING_NEW]
         self._venue_logon_at: float | None = None
+        self._last_tick = 0.0
         log.info("state rebuilt from the event log", extra={
             "events": replayed, "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
             "limits_version": self.risk.limits_version if self.risk else None})
@@ -219,8 +220,11 @@ class Gateway:
                 and time.monotonic() - self._venue_logon_at > STATUS_REQUEST_DELAY_S:
             numbers, self._unconfirmed = self._unconfirmed, []
             self.router.request_status(numbers)
-        self.recon_feed.tick()
-        self.refresh_gauges()
+        now = time.monotonic()
+        if now - self._last_tick >= 1.0:  # once a second is plenty, and keeps the router lock free
+            self._last_tick = now
+            self.recon_feed.tick()
+            self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
         m = self.metrics
