@@ -63,7 +63,8 @@ def markdown(res: dict[str, Any]) -> str:
              f"{v.get('bytes_per_order')} bytes/order, {v.get('projected_growth')} projected over "
              f"{res['options']['orders']:,} orders); peak VmHWM {res.get('hwm_mib')} MiB",
              f"* memory flat: **{'yes' if v.get('flat') else 'NO' if v.get('flat') is False else 'unknown'}** "
-             f"(tolerance {res['options']['tolerance']:.0%})", "",
+             f"(tolerance {res['options']['tolerance']:.0%}){'' if v.get('completed', True) else '; the run did not complete'}",
+             "",
              "| orders answered | RSS MiB | interval p50 µs | interval p99 µs |", "|---:|---:|---:|---:|"]
     for t in res["timeline"]:
         rss = t.get("procs", {}).get(res["server"], {}).get("rss_kb")
@@ -84,13 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gateway-src", help="run the gateway from this source tree instead")
     p.add_argument("--tag", default="")
     p.add_argument("--keep-state", action="store_true", help="keep var/bench/<run>/ (logs, stores)")
+    p.add_argument("--report", metavar="JSON", help="only print the Markdown of an earlier soak's results")
     a = p.parse_args(argv)
+    if a.report:
+        print(markdown(json.loads(Path(a.report).read_text())))
+        return 0
     install_stop_handlers(runner._cleanup)
     ns = argparse.Namespace(venue=a.venue, venue_action=a.venue_action, ack_timeout=30.0, max_backlog_s=5.0,
                             passthrough_args="", gateway_src=a.gateway_src, gateway_override=[], profile=False)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-soak" + (f"-{a.tag}" if a.tag else "")
     run_dir = ROOT / "var" / "bench" / run_id
     run_dir.mkdir(parents=True)
+    git = git_commit()  # at the start: the gateway process runs the tree as it is now
     plan = [{"name": "soak", "kind": "rate", "rate": a.rate, "orders": a.orders, "sample_every_s": a.sample_s,
              "settle_s": 0.5}]
     print(f"soak {run_id}: {a.orders:,} orders at {a.rate:,}/s through the {a.arrangement} "
@@ -99,13 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     server = "gateway" if a.arrangement == "gateway" else "proxy"
     phase = (r.get("phases") or [{}])[0]
     timeline = phase.pop("timeline", [])
-    res = {"run_id": run_id, "machine": machine_info(), "git": git_commit(), "arrangement": a.arrangement,
+    res = {"run_id": run_id, "machine": machine_info(), "git": git, "arrangement": a.arrangement,
            "server": server, "command": "bench/soak " + " ".join(sys.argv[1:] if argv is None else argv),
            "options": vars(a), "phase": phase, "timeline": timeline, "error": r.get("error"),
            "hwm_mib": round((r.get("final", {}).get(server, {}).get("hwm_kb") or 0) / 1024, 1),
            "verdict": verdict(timeline, server, a.settle_orders, a.tolerance, a.orders)}
-    if phase.get("aborted") or phase.get("lost"):
-        res["verdict"]["flat"] = None  # the gateway did not keep up: no verdict on memory
+    res["verdict"]["completed"] = not (phase.get("aborted") or phase.get("lost"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{run_id}.json").write_text(json.dumps(res, indent=1))
     md = markdown(res)
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.keep_state:
         import shutil
         shutil.rmtree(run_dir, ignore_errors=True)
-    return 0 if res["verdict"].get("flat") and not r.get("error") else 1
+    return 0 if res["verdict"].get("flat") and res["verdict"]["completed"] and not r.get("error") else 1
 
 
 if __name__ == "__main__":
