@@ -31,16 +31,18 @@ def utc_timestamp() -> str:
 
 
 def get(msg: fix.FieldMap, tag: int, default: str = "") -> str:
-    return msg.getField(tag) if msg.isSetField(tag) else default
+    # One SWIG call for a present field (each call releases and retakes the GIL), not isSetField + getField.
+    try:
+        return msg.getField(tag)
+    except fix.FieldNotFound:
+        return default
 
 
 def get_float(msg: fix.FieldMap, tag: int) -> float:
     """A numeric field as float; NaN when absent or unparsable, so risk checks fail closed on it."""
-    if not msg.isSetField(tag):
-        return math.nan
     try:
         return float(msg.getField(tag))
-    except ValueError:
+    except (fix.FieldNotFound, ValueError):
         return math.nan
 
 
