@@ -15,6 +15,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -29,6 +30,7 @@ from gateway.service import Gateway
 log = logging.getLogger("fixgw.daemon")
 
 HOUSEKEEPING_S = 0.2
+GC_FREEZE_S = 10.0
 STALL_PROBE_S = 1.0
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -51,10 +53,10 @@ class Supervisor:
     fatal_reason: str = ""
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
-    def spawn(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    def spawn(self, name: str, factory: Callable[[], Awaitable[object]]) -> None:
         self.tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
 
-    async def _keep(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+    async def _keep(self, name: str, factory: Callable[[], Awaitable[object]]) -> None:
         failures = 0
         while True:
             try:
@@ -81,8 +83,16 @@ class Supervisor:
 
 
 async def housekeeping(gw: Gateway, sup: Supervisor) -> None:
+    last_freeze = time.monotonic()
     while True:
         await asyncio.sleep(HOUSEKEEPING_S)
+        if time.monotonic() - last_freeze > GC_FREEZE_S:
+            # The ledger only grows during a day: move what survived into the permanent generation so that
+            # full collections do not rescan it, and stall the message threads for longer and longer. The
+            # youngest generation is collected first (cheap) so that short-lived cycles are not frozen for good.
+            gc.collect(0)
+            gc.freeze()
+            last_freeze = time.monotonic()
         if gw.events.failed is not None:
             sup.die(f"event log cannot be written: {gw.events.failed}")
             return
@@ -106,18 +116,29 @@ async def watchdog(gw: Gateway, notifier: Notifier, interval_s: float) -> None:
         await asyncio.sleep(interval_s)
 
 
-async def end_of_day(gw: Gateway, at_utc: str) -> None:
-    """Write the day's reconciliation reports at the configured UTC time, every day."""
+def next_end_of_day(now: dt.datetime, at_utc: str) -> dt.datetime:
+    """The first HH:MM UTC strictly after `now`."""
     hh, mm = (int(x) for x in at_utc.split(":"))
+    due = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return due if due > now else due + dt.timedelta(days=1)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+async def end_of_day(gw: Gateway, at_utc: str, clock: Callable[[], dt.datetime] = _utc_now,
+                     once: bool = False) -> list[Path]:
+    """Write the day's reconciliation reports at the configured UTC time, every day (or once, for tests)."""
     while True:
-        now = dt.datetime.now(dt.timezone.utc)
-        due = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
-        if due <= now:
-            due += dt.timedelta(days=1)
+        now = clock()
+        due = next_end_of_day(now, at_utc)
         await asyncio.sleep((due - now).total_seconds())
         day = due.strftime("%Y%m%d")
         paths = await asyncio.to_thread(gw.write_recon_reports, day)
         log.info("end-of-day reconciliation written", extra={"day": day, "files": [str(p) for p in paths]})
+        if once:
+            return paths
 
 
 async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = None,
@@ -131,6 +152,7 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
     # housekeeping would wait up to the 5 ms default switch interval. 0.2 ms bounds that wait.
     sys.setswitchinterval(0.0002)
     gc.freeze()  # start-up objects (config, kernels, replayed ledger) need no more collections
+    gc.set_threshold(50_000, 20, 100)  # fewer young collections: the order path allocates per message
     try:
         await admin.start()
         sup.spawn("housekeeping", lambda: housekeeping(gw, sup))

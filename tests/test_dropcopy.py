@@ -3,6 +3,8 @@ fault yields exactly its break; offline reconciliation of the two FIX logs agree
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.daemon import end_of_day, next_end_of_day
 from gateway.venue_sim import DropCopyFault
 from gwtest import write_config
 
@@ -141,3 +144,30 @@ def test_offline_reconciliation_of_the_two_logs_matches_the_live_store(stack, tm
     assert r.returncode == 2
     assert f"{bad}:3:" in r.stderr
     assert _comparable(tmp_path / "bad" / name)["breaks"] == off_r["breaks"]
+
+
+def test_the_end_of_day_report_is_written_at_the_configured_time(stack) -> None:
+    _run(stack, [], 2)
+    gw = stack.gw
+    # The daemon's own task, on a clock that reaches the configured minute 0.3 s from now.
+    due = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    start = due - dt.timedelta(seconds=0.3)
+    t0 = time.monotonic()
+
+    def clock() -> dt.datetime:
+        return start + dt.timedelta(seconds=time.monotonic() - t0)
+
+    paths = asyncio.run(asyncio.wait_for(end_of_day(gw, due.strftime("%H:%M"), clock, once=True), 15))
+    day = due.strftime("%Y%m%d")
+    assert sorted(p.name for p in paths) == sorted(
+        [f"recon-{day}.md", f"recon-{day}-breaks.csv", f"recon-{day}-positions.csv", f"recon-{day}.json"])
+    assert all(p.parent == Path(gw.cfg.report_dir) and p.is_file() for p in paths)
+    totals = json.loads((Path(gw.cfg.report_dir) / f"recon-{day}.json").read_text())["totals"]
+    assert (totals["matched"], totals["open_breaks"]) == (2, 0)
+
+
+def test_the_next_end_of_day_is_today_or_tomorrow() -> None:
+    now = dt.datetime(2026, 3, 2, 21, 30, tzinfo=dt.timezone.utc)
+    assert next_end_of_day(now, "22:00") == dt.datetime(2026, 3, 2, 22, 0, tzinfo=dt.timezone.utc)
+    assert next_end_of_day(now, "21:30") == dt.datetime(2026, 3, 3, 21, 30, tzinfo=dt.timezone.utc)
+    assert next_end_of_day(now, "06:00") == dt.datetime(2026, 3, 3, 6, 0, tzinfo=dt.timezone.utc)
