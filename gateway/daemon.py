@@ -15,6 +15,7 @@ import gc
 import logging
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,44 @@ async def reloader(gw: Gateway, notifier: Notifier, flag: asyncio.Event) -> None
             notifier.ready_after_reload(f"serving; reload refused, old limits in force: {e}")
 
 
+class StartupKeepAlive:
+    """Asks systemd for more start-up time (EXTEND_TIMEOUT_USEC) every `every_s` while the body runs.
+
+    Rebuilding the state replays the whole event log and the reconciliation store (about 0.1 ms per filled
+    order of history here): a long history must not make TimeoutStartSec kill a healthy start and put the
+    service into a restart loop. A start that hangs still ends: the requests stop after `max_s`.
+    """
+
+    def __init__(self, notifier: Notifier, every_s: float = 5.0, extend_s: float = 20.0,
+                 max_s: float = 1800.0, status: str = "starting: rebuilding state from the event log") -> None:
+        self._notifier, self._every_s, self._extend_s, self._max_s = notifier, every_s, extend_s, max_s
+        self._status = status
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.sent = 0
+
+    def __enter__(self) -> StartupKeepAlive:
+        if self._notifier.enabled:
+            self._thread = threading.Thread(target=self._run, name="startup-keepalive", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self._max_s
+        while time.monotonic() < deadline:
+            self._notifier.extend_timeout(self._extend_s)
+            self._notifier.status(self._status)
+            self.sent += 1
+            if self._done.wait(self._every_s):
+                return
+
+
 def run(cfg: GatewayConfig) -> int:
     async def main() -> int:
         stop, reload_flag = asyncio.Event(), asyncio.Event()
@@ -201,6 +240,9 @@ def run(cfg: GatewayConfig) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, reload_flag.set)
-        return await serve(Gateway(cfg), stop, reload_flag=reload_flag)
+        notifier = Notifier.from_env()
+        with StartupKeepAlive(notifier):
+            gw = Gateway(cfg)
+        return await serve(gw, stop, notifier=notifier, reload_flag=reload_flag)
 
     return uvloop.run(main())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.daemon import StartupKeepAlive
 from gateway.sdnotify import Notifier
 
 RECV_TIMEOUT_S = 5.0
@@ -224,3 +225,24 @@ def test_full_receiver_does_not_block_the_sender(path_receiver: Receiver) -> Non
     assert n.send_failures > 0
     assert sent + n.send_failures == 20_000
     assert path_receiver.recv() == b"WATCHDOG=1"  # what did fit was delivered intact
+
+
+def test_startup_keepalive_extends_the_start_timeout_until_the_body_is_done(receiver: Receiver) -> None:
+    n = receiver.notifier()
+    with StartupKeepAlive(n, every_s=0.05, extend_s=7, status="starting: replaying") as ka:
+        # Two rounds arrive while the body (the state rebuild) is still running.
+        rounds = [receiver.recv() for _ in range(4)]
+    assert rounds == [b"EXTEND_TIMEOUT_USEC=7000000", b"STATUS=starting: replaying"] * 2
+    n.ready("serving")
+    # Whatever round raced the end of the body was sent before __exit__ returned, so READY comes after it.
+    rest = []
+    while (msg := receiver.recv()) != b"READY=1\nSTATUS=serving":
+        rest.append(msg)
+    assert set(rest) <= {b"EXTEND_TIMEOUT_USEC=7000000", b"STATUS=starting: replaying"}
+    assert ka.sent >= 2
+
+
+def test_startup_keepalive_is_silent_outside_systemd() -> None:
+    with StartupKeepAlive(Notifier(None), every_s=0.01) as ka:
+        pass
+    assert ka.sent == 0
