@@ -132,11 +132,20 @@ def _reconcile(args: argparse.Namespace) -> int:
             print("fixgw reconcile: offline mode needs " + ", ".join("--" + m.replace("_", "-") for m in missing),
                   file=sys.stderr)
             return 2
+        for log_path in (args.gateway_log, args.dropcopy_log):
+            if not Path(log_path).is_file():
+                print(f"fixgw reconcile: {log_path}: no such file (a QuickFIX message log was expected)",
+                      file=sys.stderr)
+                return 2
         grace = int((args.grace_seconds or 5.0) * 1e9)
         report, problems = reconcile_logs(args.gateway_log, args.dropcopy_log, args.venue_comp_id,
                                           args.dropcopy_comp_id, args.date, grace, as_of)
         out = Path(args.out or ".")
-    paths = write_reports(report, out, formats)
+    try:
+        paths = write_reports(report, out, formats)
+    except (OSError, ValueError) as e:
+        print(f"fixgw reconcile: cannot write the reports to {out}: {e}", file=sys.stderr)
+        return 2
     for p in problems:
         print(f"fixgw reconcile: {p.path}:{p.line_no}: {p.reason}", file=sys.stderr)
     print(f"trading day {report.trade_date}: {report.gateway_messages} gateway fills, {report.dropcopy_messages} "

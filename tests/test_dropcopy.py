@@ -171,3 +171,16 @@ def test_the_next_end_of_day_is_today_or_tomorrow() -> None:
     assert next_end_of_day(now, "22:00") == dt.datetime(2026, 3, 2, 22, 0, tzinfo=dt.timezone.utc)
     assert next_end_of_day(now, "21:30") == dt.datetime(2026, 3, 3, 21, 30, tzinfo=dt.timezone.utc)
     assert next_end_of_day(now, "06:00") == dt.datetime(2026, 3, 3, 6, 0, tzinfo=dt.timezone.utc)
+
+
+def test_reconcile_names_a_missing_log_or_a_bad_format_instead_of_a_traceback(tmp_path) -> None:
+    log = tmp_path / "gw.log"
+    log.write_text("")
+    base = ["--venue-comp-id", "VENUE", "--dropcopy-comp-id", "VENUE_DC", "--date", "20261202"]
+    r = _cli("--gateway-log", str(log), "--dropcopy-log", str(tmp_path / "nope.log"), *base)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{tmp_path / 'nope.log'}: no such file" in r.stderr
+    r = _cli("--gateway-log", str(log), "--dropcopy-log", str(log), *base, "--format", "pdf",
+             "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "unknown report format(s) ['pdf']" in r.stderr
