@@ -57,8 +57,8 @@ class ReconStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives a crash of the process, only a power loss may take the last
-        # ones; FULL (an fsync per fill) could not keep up with a busy drop copy.
+        # NORMAL in WAL mode: a commit survives a crash of the process (as the event log does); only a power
+        # loss may take the last ones. FULL would put a disk flush on every fill of both sources.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
