@@ -104,6 +104,19 @@ def _admin(args: argparse.Namespace) -> int:
     return 0 if answer.get("ok") else 1
 
 
+def _trade_date(text: str) -> str:
+    """YYYYMMDD, a real calendar day: a mistyped date must not produce an empty, clean-looking report."""
+    import datetime as _dt
+
+    try:
+        if len(text) == 8 and text.isdigit():
+            _dt.datetime.strptime(text, "%Y%m%d")
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"{text!r} is not a trading day in the form YYYYMMDD (e.g. 20261202)")
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     import time as _time
 
@@ -213,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=_admin)
 
     s = sub.add_parser("reconcile", help="reconciliation report for a trading day (exit 1: open breaks)")
-    s.add_argument("--date", required=True, help="trading day YYYYMMDD")
+    s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD")
     s.add_argument("--config", help="gateway TOML: reconcile from its live store")
     s.add_argument("--gateway-log", help="offline: the gateway's QuickFIX message log of the venue session")
     s.add_argument("--dropcopy-log", help="offline: the QuickFIX message log of the drop-copy session")

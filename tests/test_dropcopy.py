@@ -184,3 +184,13 @@ def test_reconcile_names_a_missing_log_or_a_bad_format_instead_of_a_traceback(tm
              "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "unknown report format(s) ['pdf']" in r.stderr
+
+
+@pytest.mark.parametrize("date", ["2026-12-02", "20261302", "2026120"])
+def test_reconcile_refuses_a_mistyped_trading_day(tmp_path, date) -> None:
+    log = tmp_path / "gw.log"
+    log.write_text("")
+    r = _cli("--gateway-log", str(log), "--dropcopy-log", str(log), "--venue-comp-id", "VENUE",
+             "--dropcopy-comp-id", "VENUE_DC", "--date", date, "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "not a trading day in the form YYYYMMDD" in r.stderr
+    assert not (tmp_path / "out").exists()  # no empty report that would read as a clean day
