@@ -74,7 +74,8 @@ class Gateway:
         self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events)
         # Order matters: the store's view is rebuilt, then completed from the event log, and only then are
         # the drop-copy fills still unknown to the gateway mirrored into the (replayed) risk state.
-        self._recon_events(self.recon.rebuild())
+        today = time.strftime("%Y%m%d", time.gmtime())
+        self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
         self.recon_feed.catch_up([ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
         del history
         for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back

@@ -131,6 +131,15 @@ class ReconService:
             days = list(trade_dates) if trade_dates is not None else self.store.trade_dates()
             return [e for day in days for e in self._load_day(day, now)]
 
+    def days_to_rebuild(self, today: str, recent: int = 2) -> list[str]:
+        """The days a restart must replay, not the whole store: days with an open break (their gauges and
+        mirrored fills), the `recent` latest days with fills (records still inside their grace period when
+        the process stopped belong to them) and today. Any other day loads from the store when a message
+        for it arrives."""
+        with self._lock:
+            stored = self.store.trade_dates()
+            return sorted(set(self.store.days_with_open_breaks()) | set(stored[-recent:]) | {today})
+
     def _load_day(self, trade_date: str, now_ns: int) -> list[Event]:
         rec = Reconciler(self.grace_ns, self.price_tolerance, self.match_on_order)
         gw, dc = self.store.load_day(trade_date)

@@ -2,8 +2,9 @@
 
 One connection shared by all threads (check_same_thread=False) and serialised by a lock: the caller writes
 from QuickFIX's callback threads and reads from the control plane. Writes are tiny, so one lock costs less
-than the reasoning a connection per thread would need. WAL with synchronous=FULL: a fill acknowledged by
-add_fill survives a power cut, and readers (e.g. `sqlite3` by an operator) do not block the writer.
+than the reasoning a connection per thread would need. WAL with synchronous=NORMAL: a fill acknowledged by
+add_fill survives a crash of the process (a power cut may take the last few), and readers (e.g. `sqlite3` by
+an operator) do not block the writer.
 """
 from __future__ import annotations
 
@@ -120,6 +121,11 @@ class ReconStore:
     def trade_dates(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._db.execute("SELECT DISTINCT trade_date FROM fills ORDER BY 1")]
+
+    def days_with_open_breaks(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute(
+                "SELECT DISTINCT trade_date FROM breaks WHERE status=? ORDER BY 1", (BreakStatus.OPEN.value,))]
 
     # ----------------------------------------------------------------- breaks
     def save_break(self, brk: Break) -> None:

@@ -191,3 +191,27 @@ def test_resolution_is_persisted(tmp_path: Path) -> None:
     assert [type(e) for e in events] == [BreakResolved, BreakOpened]
     assert [(b.type, b.status) for b in service.store.load_breaks(DAY)] == [
         (BreakType.MISSING_FROM_DROPCOPY, BreakStatus.RESOLVED), (BreakType.LATE_ARRIVAL, BreakStatus.RESOLVED)]
+
+
+def test_a_restart_replays_only_the_days_that_need_it(tmp_path: Path) -> None:
+    clock = Clock(T0)
+    svc = ReconService(ReconStore(tmp_path / "recon.db"), GRACE, clock=clock)
+    days = ["20260301", "20260302", "20260303", "20260304"]
+    for n, day in enumerate(days):
+        rec = replace(fill("gateway", f"E{n}", 1000 * n), trade_date=day)
+        svc.add_fill(rec)
+        if day != "20260302":  # that day's copy never comes: its break stays open
+            svc.add_fill(replace(rec, source="dropcopy"))
+    clock.now = T0 + 60 * SEC
+    svc.tick()
+    svc.store.close()
+
+    after = ReconService(ReconStore(tmp_path / "recon.db"), GRACE, clock=clock)
+    wanted = after.days_to_rebuild("20260310")
+    # the old day with an open break, the two latest days (records may have been inside their grace), today
+    assert wanted == ["20260302", "20260303", "20260304", "20260310"]
+    assert after.rebuild(wanted) == []
+    assert after.open_counts()[BreakType.MISSING_FROM_DROPCOPY] == 1  # the old day's break still counts
+    # a day left out loads from the store when it is asked for, matches intact
+    report = after.report("20260301", clock.now)
+    assert (report.matched, report.open_breaks) == (1, 0)
