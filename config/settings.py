@@ -22,18 +22,52 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ClientSession(_Strict):
+FixVersion = Literal["FIX.4.2", "FIX.4.4", "FIX.5.0SP2"]
+# Tags a desk really uses beyond the standard (strategy IDs and the like); FIX reserves 5000-9999 for them
+# but counterparties also use standard tags the dictionary does not define for a message type.
+ExtraTag = Annotated[int, Field(ge=1, le=99_999)]
+
+
+class FixSessionPolicy(_Strict):
+    """What a counterparty agreement fixes per FIX session: version, sequence resets, timestamps, validation."""
+
+    # FIX.5.0SP2 runs over FIXT.1.1 (BeginString FIXT.1.1, DefaultApplVerID FIX.5.0SP2).
+    fix_version: FixVersion = "FIX.4.4"
+    # Sequence numbers survive restarts unless the agreement says otherwise. A Logon carrying
+    # ResetSeqNumFlag(141)=Y from the counterparty is always honoured.
+    reset_on_logon: bool = False
+    reset_on_logout: bool = False
+    reset_on_disconnect: bool = False
+    # FIX 4.4's UTCTimestamp is seconds or milliseconds; strict engines refuse more digits.
+    timestamp_precision: Literal[0, 3, 6, 9] = 3
+    # SendingTime(52) further than this from our clock is a session Reject (SessionRejectReason 10).
+    max_latency_s: Annotated[int, Field(ge=1, le=86_400)] = 120
+    extra_tags: list[ExtraTag] = Field(default_factory=list)
+
+    @property
+    def begin_string(self) -> str:
+        return "FIXT.1.1" if self.fix_version == "FIX.5.0SP2" else self.fix_version
+
+
+class ClientSession(FixSessionPolicy):
     """One OMS session the acceptor will take: the client's CompID and what it may trade."""
 
     sender_comp_id: CompID  # the client's SenderCompID (our TargetCompID)
     target_comp_id: CompID = "FIXGW"  # the CompID the client addresses us as
     accounts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    # Used when a NewOrderSingle carries no Account(1); still checked against `accounts`.
+    default_account: Annotated[str, Field(min_length=1)] | None = None
     cancel_on_disconnect: bool = False
+
+    @model_validator(mode="after")
+    def _default_is_permitted(self) -> "ClientSession":
+        if self.default_account is not None and self.default_account not in self.accounts:
+            raise ValueError(f"default_account {self.default_account!r} is not one of the session's accounts")
+        return self
 
 
 class AcceptorSettings(_Strict):
     port: Port
-    begin_string: Literal["FIX.4.4"] = "FIX.4.4"
     heartbeat_s: Annotated[int, Field(ge=1, le=300)] = 30
     # QuickFIX's acceptor binds every interface; this filters peers by address after accept.
     allowed_remote_addresses: list[str] = Field(default_factory=list)
@@ -50,7 +84,7 @@ class AcceptorSettings(_Strict):
         return self
 
 
-class InitiatorSettings(_Strict):
+class InitiatorSettings(FixSessionPolicy):
     """A session the gateway opens: to the venue's order port or to its drop-copy port."""
 
     host: Literal["127.0.0.1", "localhost"] | str = "127.0.0.1"
@@ -60,6 +94,16 @@ class InitiatorSettings(_Strict):
     heartbeat_s: Annotated[int, Field(ge=1, le=300)] = 30
     reconnect_s: Annotated[int, Field(ge=1, le=300)] = 5
     enabled: bool = True
+
+
+class VenueSettings(InitiatorSettings):
+    """The venue's order-entry session."""
+
+    # After a restart, ask the venue (OrderStatusRequest 35=H) about orders sent whose fate is unknown.
+    # Off for venues that do not support 35=H: those orders then stay pending, with an alert.
+    order_status_requests: bool = True
+    # A request the venue neither acknowledges nor rejects within this time raises VENUE_NO_ANSWER.
+    answer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
 class RiskFiles(_Strict):
@@ -103,7 +147,7 @@ class GatewaySettings(_Strict):
 class GatewayConfig(_Strict):
     gateway: GatewaySettings = GatewaySettings()
     acceptor: AcceptorSettings
-    venue: InitiatorSettings
+    venue: VenueSettings
     dropcopy: InitiatorSettings | None = None
     risk: RiskFiles | None = None
     reconciliation: ReconSettings = ReconSettings()

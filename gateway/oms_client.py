@@ -24,14 +24,17 @@ parse = fm.to_dict
 
 class OmsClient:
     def __init__(self, sender_comp_id: str, target_comp_id: str, port: int, state_dir: Path,
-                 host: str = "127.0.0.1", heartbeat_s: int = 30) -> None:
-        self.sid = fix.SessionID("FIX.4.4", sender_comp_id, target_comp_id)
+                 host: str = "127.0.0.1", heartbeat_s: int = 30, fix_version: str = "FIX.4.4",
+                 reset_on_logon: bool = False) -> None:
+        self.fix_version = fix_version
+        self.sid = fix.SessionID(qs.begin_string(fix_version), sender_comp_id, target_comp_id)
         self.received: list[Fields] = []
         self.admin_received: list[Fields] = []
         self._cond = threading.Condition()
         self.logged_on = False
         self.logouts = 0
-        text = qs.render("initiator", [qs.SessionSpec(sender_comp_id, target_comp_id, host, port, heartbeat_s, 1)],
+        text = qs.render("initiator", [qs.SessionSpec(sender_comp_id, target_comp_id, host, port, heartbeat_s, 1,
+                                                      fix_version=fix_version, reset_on_logon=reset_on_logon)],
                          state_dir / "store", state_dir / "fixlog")
         self._settings = qs.write_settings(state_dir / "client.cfg", text)
         self._app = _ClientApp(self)
