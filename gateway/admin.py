@@ -33,10 +33,19 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
         "sessions": {"clients_logged_on": sorted(r.logged_on),
                      "clients_configured": sorted(r.accounts), "venue": r.venue_up,
                      "dropcopy": gw.dropcopy_logged_on.is_set()},
-        "recon_open_breaks": {getattr(k, "value", str(k)): v for k, v in gw.recon.open_counts().items()},
+        "session_states": gw.session_states(),
+        "recon_open_breaks": ({getattr(k, "value", str(k)): v for k, v in gw.recon.open_counts().items()}
+                              if gw.recon_feed.enabled else "reconciliation off: no drop-copy session"),
         "unroutable_reports": r.unroutable,
     }
+    now = time.monotonic()
     with r.lock:
+        out["unanswered_requests"] = [
+            {"venue_cl_ord_id": a.venue_cl_ord_id, "msg_type": a.msg_type, "age_s": round(now - a.at, 3),
+             "overdue": a.alerted} for a in r.awaiting.values() if a.alerted][:1000]
+        out["status_unsupported_orders"] = [
+            {"session": o.session, "cl_ord_id": o.cl_ord_id, "venue_cl_ord_id": o.venue_cl_ord_id, "status": o.status}
+            for n in sorted(r.status_unsupported) if (o := r.ledger.orders.get(n)) is not None and o.is_open]
         orders = r.ledger.open_orders()
         out["open_orders"] = len(orders)
         out["orders"] = [{"session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account, "symbol": o.symbol,
@@ -155,18 +164,18 @@ class AdminServer:
                 raise ValueError("who and why are required for every operator action")
             return {"ok": True, **await asyncio.to_thread(session_switch, gw, cmd, str(req.get("session", "")),
                                                           who, why)}
-        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, reload, logout, logon")
+        if cmd == "seq_reset":
+            return {"ok": True, **await asyncio.to_thread(gw.seq_reset, str(req.get("session", "")),
+                                                          req.get("next_sender"), req.get("next_target"), who, why)}
+        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, reload, logout, logon, seq_reset")
 
 
 def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:
     """Log a client or the venue session out (it stays down until `logon`) or let it log on again."""
-    sessions = {s: s for s in gw.router.accounts}
-    v = gw.cfg.venue
-    sessions[f"{v.sender_comp_id}->{v.target_comp_id}"] = "venue"
+    sessions = {k: sid for k, (role, sid) in gw.session_ids().items() if role != "dropcopy"}
     if key not in sessions:
         raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(sessions))}")
-    ours, theirs = key.split("->", 1)
-    session = fix.Session.lookupSession(fix.SessionID("FIX.4.4", ours, theirs))
+    session = fix.Session.lookupSession(sessions[key])
     if session is None:
         raise ValueError(f"session {key} is not running")
     if cmd == "logout":

@@ -27,13 +27,15 @@ class App(fix.Application):
     """
 
     def __init__(self, name: str, on_message: Handler, on_logon: SessionHook = _noop,
-                 on_logout: SessionHook = _noop, on_to_app: Handler | None = None) -> None:
+                 on_logout: SessionHook = _noop, on_to_app: Handler | None = None,
+                 on_admin: Handler | None = None) -> None:
         super().__init__()
         self.name = name
         self._on_message = on_message
         self._on_logon = on_logon
         self._on_logout = on_logout
         self._on_to_app = on_to_app
+        self._on_admin = on_admin
         self._sessions: dict[str, fix.SessionID] = {}
         self._cond = threading.Condition()
 
@@ -84,7 +86,12 @@ class App(fix.Application):
         return None
 
     def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
-        return None
+        if self._on_admin is None:
+            return
+        try:
+            self._on_admin(msg, sid)
+        except Exception:
+            log.exception("admin message handler failed", extra={"app": self.name, "session": sid.toString()})
 
     def toApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
         if self._on_to_app is None:
@@ -103,4 +110,4 @@ class App(fix.Application):
             raise
         except Exception:
             log.exception("message handler failed", extra={"app": self.name, "session": sid.toString(),
-                                                            "msg": msg.toString().replace("\x01", "|")})
+                                                            "fix": msg.toString().replace("\x01", "|")})

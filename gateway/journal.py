@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, session TEXT, account TEXT,
     cl_ord_id TEXT, orig_cl_ord_id TEXT, symbol TEXT, side TEXT, qty REAL, price REAL,
     decision TEXT NOT NULL, code TEXT, value REAL, limit_value REAL, warnings TEXT, limits_version TEXT,
-    detail TEXT, venue_cl_ord_id TEXT, check_ns INTEGER
+    detail TEXT, venue_cl_ord_id TEXT, check_ns INTEGER, account_defaulted INTEGER
 );
 CREATE INDEX IF NOT EXISTS decisions_account_ts ON decisions (account, ts);
 CREATE INDEX IF NOT EXISTS decisions_code_ts ON decisions (code, ts);
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS admin (
 
 DECISION_COLS = ("q", "ts", "kind", "session", "account", "cl_ord_id", "orig_cl_ord_id", "symbol", "side", "qty",
                  "price", "decision", "code", "value", "limit_value", "warnings", "limits_version", "detail",
-                 "venue_cl_ord_id", "check_ns")
+                 "venue_cl_ord_id", "check_ns", "account_defaulted")
 FILL_COLS = ("q", "ts", "session", "account", "cl_ord_id", "venue_cl_ord_id", "symbol", "side", "exec_id",
              "exec_type", "exec_ref_id", "last_qty", "last_px", "order_id")
 ADMIN_COLS = ("q", "ts", "action", "scope", "who", "why", "detail")
@@ -58,12 +58,19 @@ def project(ev: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
                              ev.get("orig", ""), ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"),
                              "gateway-cancel" if ev.get("by") == "gateway" else ("warn" if w else "accept"),
                              first[0], first[1], first[2], json.dumps(w) if w else None, ev.get("lv"),
-                             ev.get("why"), ev.get("v"), ev.get("ck"))
+                             ev.get("why"), ev.get("v"), ev.get("ck"), ev.get("da", 0))
     if e == "DEC":
         return "decisions", (ev["q"], ev["ts"], ev["k"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("orig", ""),
                              ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"), "reject", ev.get("code"),
                              ev.get("val"), ev.get("lim"), json.dumps(ev["w"]) if ev.get("w") else None,
-                             ev.get("lv"), ev.get("detail"), None, ev.get("ck"))
+                             ev.get("lv"), ev.get("detail"), None, ev.get("ck"), ev.get("da", 0))
+    if e == "U" and ev.get("code"):
+        # A forwarded request that never took effect: refused by the venue, or never delivered to it.
+        code = str(ev["code"])
+        return "decisions", (ev["q"], ev["ts"], ev.get("k"), ev.get("s"), ev.get("a"), ev.get("cl"),
+                             ev.get("orig", ""), ev.get("sym"), ev.get("side"), None, None,
+                             "venue-reject" if code.startswith("VENUE_") and code != "VENUE_DOWN" else "undelivered",
+                             code, None, None, None, None, ev.get("detail"), ev.get("v"), None, None)
     if e == "X" and ev.get("x") in ("F", "G", "H"):
         return "fills", (ev["q"], ev["ts"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("v"), ev.get("sym"),
                          ev.get("side"), ev.get("id"), ev.get("x"), ev.get("ref"), ev.get("lq"), ev.get("lp"),
@@ -87,6 +94,9 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
+    cols = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
+    if "account_defaulted" not in cols:  # a journal written before the column existed
+        db.execute("ALTER TABLE decisions ADD COLUMN account_defaulted INTEGER")
     return db
 
 

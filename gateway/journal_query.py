@@ -15,7 +15,7 @@ from gateway.journal import ADMIN_COLS, DECISION_COLS, FILL_COLS, open_readonly
 TABLES = {"decisions": DECISION_COLS, "fills": FILL_COLS, "admin": ADMIN_COLS}
 TABLE_VIEW = {
     "decisions": ("time", "kind", "session", "account", "cl_ord_id", "symbol", "side", "qty", "price", "decision",
-                  "code", "value", "limit_value", "limits_version"),
+                  "code", "value", "limit_value", "limits_version", "account_defaulted"),
     "fills": ("time", "account", "cl_ord_id", "symbol", "side", "exec_type", "last_qty", "last_px", "exec_id"),
     "admin": ("time", "action", "scope", "who", "why", "detail"),
 }

@@ -23,6 +23,7 @@ import quickfix as fix
 from config.settings import GatewayConfig
 from gateway import fixmsg as fm
 from gateway import rejects
+from gateway import translate
 from gateway.eventlog import EventLog
 from gateway.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
 from gateway.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered
@@ -31,6 +32,7 @@ log = logging.getLogger("fixgw.router")
 
 SIDES = frozenset({"1", "2", "5"})  # buy, sell, sell short
 ORD_TYPES = frozenset({"1", "2"})  # market, limit
+VENUE_REQUESTS = frozenset({"D", "G", "F", "H"})  # what the gateway sends the venue and waits an answer for
 
 
 @dataclass(slots=True)
@@ -81,9 +83,20 @@ def _poss_dup(msg: fix.Message) -> bool:
     return hdr.isSetField(fm.POSS_DUP) and hdr.getField(fm.POSS_DUP) == "Y"
 
 
+@dataclass(slots=True)
+class Sent:
+    """A request on its way to the venue, until the venue answers it (any report or reject naming it)."""
+
+    venue_cl_ord_id: str
+    msg_type: str
+    seq: int
+    at: float  # monotonic seconds
+    alerted: bool = False
+
+
 class Router:
     def __init__(self, cfg: GatewayConfig, events: EventLog, ledger: Ledger | None = None,
-                 risk: RiskStage | None = None, id_prefix: str = "G") -> None:
+                 risk: RiskStage | None = None, id_prefix: str = "G", alert: Any = None) -> None:
         self.cfg = cfg
         self.events = events
         self.ledger = ledger or Ledger()
@@ -93,6 +106,25 @@ class Router:
         self.clients: dict[str, fix.SessionID] = {}
         self.accounts: dict[str, frozenset[str]] = {
             session_key(c.target_comp_id, c.sender_comp_id): frozenset(c.accounts) for c in cfg.acceptor.clients}
+        self.default_account: dict[str, str] = {
+            session_key(c.target_comp_id, c.sender_comp_id): c.default_account
+            for c in cfg.acceptor.clients if c.default_account}
+        # The configured SessionID of every client (a logged-out client's reports still go to its store).
+        self.client_sids: dict[str, fix.SessionID] = {
+            session_key(c.target_comp_id, c.sender_comp_id): fix.SessionID(c.begin_string, c.target_comp_id,
+                                                                          c.sender_comp_id)
+            for c in cfg.acceptor.clients}
+        all_extra = sorted({t for c in cfg.acceptor.clients for t in c.extra_tags} | set(cfg.venue.extra_tags))
+        self.dialects: dict[str, translate.Dialect] = {
+            session_key(c.target_comp_id, c.sender_comp_id): translate.Dialect(c.begin_string, frozenset(c.extra_tags))
+            for c in cfg.acceptor.clients}
+        self.venue_dialect = translate.Dialect(cfg.venue.begin_string, frozenset(all_extra))
+        # Requests sent to the venue and not yet answered: by venue ClOrdID, and by MsgSeqNum for the venue's
+        # session-level Rejects (35=3), which name only the RefSeqNum.
+        self.awaiting: dict[str, Sent] = {}
+        self.sent_seq: dict[int, Sent] = {}
+        self.status_unsupported: set[int] = set()  # orders whose status request the venue refused
+        self._alert = alert or (lambda code: None)
         self.logged_on: set[str] = set()
         self.venue: fix.SessionID | None = None
         self.venue_up = False
@@ -115,6 +147,9 @@ class Router:
 
     def venue_logon(self, sid: fix.SessionID) -> None:
         self.venue = copy_sid(sid)
+        with self.lock:
+            # A new connection may have new sequence numbers: old RefSeqNums can no longer be matched.
+            self.sent_seq.clear()
         self.venue_up = True
         log.info("venue session logged on", extra={"session": sid_key(sid)})
 
@@ -128,18 +163,36 @@ class Router:
     # ---------------------------------------------------------------- client side
     def from_client(self, msg: fix.Message, sid: fix.SessionID) -> None:
         msg_type = msg.getHeader().getField(fm.MSG_TYPE)
+        skey = sid_key(sid)
+        d = self.dialects.get(skey)
+        if d is not None and not d.identity:
+            try:
+                msg = translate.inbound(msg, d)
+            except translate.Untranslatable as e:
+                # FIX 4.4 cannot say what the client asked: a session Reject, and nothing goes on.
+                log.warning("client message cannot be expressed in FIX 4.4: session reject",
+                            extra={"session": skey, "tag": e.tag, "value": e.value, "reason": str(e)})
+                raise fix.IncorrectTagValue(e.tag) from None
         if msg_type == "D":
-            self._new_order(msg, sid_key(sid))
+            self._new_order(msg, skey)
         elif msg_type == "G":
-            self._replace(msg, sid_key(sid))
+            self._replace(msg, skey)
         elif msg_type == "F":
-            self._cancel(msg, sid_key(sid))
+            self._cancel(msg, skey)
+        elif msg_type == "j":
+            # No reject ever answers a reject: a loop of them would flood both sessions.
+            log.warning("business reject from a client: logged, not answered",
+                        extra={"session": skey, "fix": msg.toString().replace("\x01", "|")})
         else:
             # QuickFIX answers this with BusinessMessageReject(380=3) and keeps the session up.
             raise fix.UnsupportedMessageType()
 
     def _new_order(self, msg: fix.Message, skey: str) -> None:
-        o = NewOrder(skey, msg.getField(fm.CL_ORD_ID), fm.get(msg, fm.ACCOUNT), msg.getField(fm.SYMBOL),
+        account = fm.get(msg, fm.ACCOUNT)
+        defaulted = account == "" and skey in self.default_account
+        if defaulted:
+            account = self.default_account[skey]
+        o = NewOrder(skey, msg.getField(fm.CL_ORD_ID), account, msg.getField(fm.SYMBOL),
                      msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
                      fm.get_float(msg, fm.PRICE))
         if self._already_decided(msg, skey, o.cl_ord_id):
@@ -155,7 +208,7 @@ class Router:
                     verdict = Verdict("DUPLICATE_CLORDID", f"ClOrdID {o.cl_ord_id} already used in this session")
             ck = time.perf_counter_ns() - t0
             if verdict.code is not None:
-                self._record_reject("D", o, verdict, ck=ck)
+                self._record_reject("D", o, verdict, ck=ck, defaulted=defaulted)
                 reply = fm.order_reject(o.cl_ord_id, o.account, o.symbol, o.side, o.qty,
                                         rejects.ord_rej_reason(verdict.code), rejects.text(verdict.code,
                                                                                            verdict.detail))
@@ -169,12 +222,14 @@ class Router:
                                     "v": venue_cl, "n": order.number, "a": o.account, "sym": o.symbol,
                                     "side": o.side, "t": o.ord_type, "qty": o.qty, "px": _num(o.price),
                                     "w": verdict.warnings, "lv": self._limits_version, "ck": ck,
-                                    "ts": time.time_ns()})
+                                    "ts": time.time_ns(), **({"da": 1} if defaulted else {})})
         if order is None:
             self._send_client(reply, skey)
             return
         out = fm.copy_for_forwarding(msg)
         out.setField(fm.CL_ORD_ID, order.venue_cl_ord_id)
+        if defaulted:
+            out.setField(fm.ACCOUNT, o.account)
         if not self._send_venue(out):
             self.undelivered.append(order.venue_cl_ord_id)
 
@@ -301,6 +356,7 @@ class Router:
         out = fm.copy_for_forwarding(msg)
         out.setField(fm.CL_ORD_ID, venue_cl)
         out.setField(fm.ORIG_CL_ORD_ID, req.venue_orig_cl_ord_id)
+        out.setField(fm.ACCOUNT, order.account)  # the venue knows the order by it, defaulted or not
         if order.order_id:
             out.setField(fm.ORDER_ID, order.order_id)
         return out
@@ -336,12 +392,168 @@ class Router:
     # ---------------------------------------------------------------- venue side
     def from_venue(self, msg: fix.Message, sid: fix.SessionID) -> None:
         msg_type = msg.getHeader().getField(fm.MSG_TYPE)
+        if not self.venue_dialect.identity:
+            msg = translate.inbound(msg, self.venue_dialect)
         if msg_type == "8":
             self._execution_report(msg)
         elif msg_type == "9":
             self._venue_cancel_reject(msg)
+        elif msg_type == "j":
+            self._venue_business_reject(msg)
         else:
             raise fix.UnsupportedMessageType()
+
+    # ---------------------------------------------------------------- venue answers and their absence
+    def venue_to_app(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        """QuickFIX's toApp on the venue session, under its session mutex, with MsgSeqNum already set.
+
+        A request QuickFIX is about to resend after a reconnect is gap-filled instead (DoNotSend) and its client
+        told it was not delivered: nothing reaches the market late and unasked. Every other request is
+        remembered by venue ClOrdID and sequence number until the venue answers it.
+        """
+        hdr = msg.getHeader()
+        msg_type = hdr.getField(fm.MSG_TYPE)
+        if msg_type not in VENUE_REQUESTS:
+            return
+        venue_cl = msg.getField(fm.CL_ORD_ID)
+        if hdr.isSetField(fm.POSS_DUP) and hdr.getField(fm.POSS_DUP) == "Y":
+            if msg_type != "H":
+                self.undelivered.append(venue_cl)
+            raise fix.DoNotSend()
+        sent = Sent(venue_cl, msg_type, int(hdr.getField(fm.MSG_SEQ_NUM)), time.monotonic())
+        # Lock order is always session mutex -> router lock: the router never calls QuickFIX under its lock.
+        with self.lock:
+            self.awaiting[venue_cl] = sent
+            self.sent_seq[sent.seq] = sent
+
+    def _answered(self, venue_cl: str) -> Sent | None:
+        """Under the lock: the venue said something about `venue_cl`, so it is no longer awaited."""
+        sent = self.awaiting.pop(venue_cl, None)
+        if sent is not None:
+            self.sent_seq.pop(sent.seq, None)
+            if sent.alerted:
+                log.warning("venue answered a request it had left unanswered",
+                            extra={"venue_cl_ord_id": venue_cl, "after_s": round(time.monotonic() - sent.at, 3)})
+        return sent
+
+    def unanswered(self, timeout_s: float, now: float | None = None) -> list[Sent]:
+        """Requests older than `timeout_s` without an answer; each newly overdue one raises VENUE_NO_ANSWER."""
+        now = time.monotonic() if now is None else now
+        overdue, fresh = [], []
+        with self.lock:
+            for sent in self.awaiting.values():
+                if now - sent.at > timeout_s:
+                    overdue.append(sent)
+                    if not sent.alerted:
+                        sent.alerted = True
+                        fresh.append(sent)
+        for sent in fresh:
+            self._alert("VENUE_NO_ANSWER")
+            log.error("VENUE_NO_ANSWER: the venue neither acknowledged nor rejected a request; see "
+                      "docs/runbooks/VENUE_NO_ANSWER.md",
+                      extra={"venue_cl_ord_id": sent.venue_cl_ord_id, "msg_type": sent.msg_type,
+                             "seq": sent.seq, "age_s": round(now - sent.at, 3)})
+        return overdue
+
+    def await_unconfirmed(self, numbers: list[int]) -> None:
+        """Orders of a previous run whose fate is unknown and will not be asked about: await them all the same."""
+        now = time.monotonic()
+        with self.lock:
+            for n in numbers:
+                order = self.ledger.orders.get(n)
+                if order is not None and order.status == PENDING_NEW:
+                    self.awaiting.setdefault(order.venue_cl_ord_id, Sent(order.venue_cl_ord_id, "D", 0, now))
+
+    def venue_session_reject(self, msg: fix.Message) -> None:
+        """The venue's session-level Reject (35=3), matched to what it rejects by RefSeqNum."""
+        ref_seq = fm.get(msg, fm.REF_SEQ_NUM)
+        text = fm.get(msg, fm.TEXT) or f"SessionRejectReason {fm.get(msg, fm.SESSION_REJECT_REASON) or '?'}"
+        if fm.get(msg, fm.REF_TAG_ID):
+            text += f" (tag {fm.get(msg, fm.REF_TAG_ID)})"
+        with self.lock:
+            sent = self.sent_seq.get(int(ref_seq)) if ref_seq.isdigit() else None
+        if sent is None:
+            log.error("venue session reject of a message the gateway cannot match: logged only",
+                      extra={"ref_seq_num": ref_seq, "text": text})
+            return
+        self._venue_refused(sent.venue_cl_ord_id, sent.msg_type, "VENUE_SESSION_REJECT", text)
+
+    def _venue_business_reject(self, msg: fix.Message) -> None:
+        """BusinessMessageReject (35=j): matched by BusinessRejectRefID (our venue ClOrdID), else RefSeqNum.
+        Never answered: a reject of a reject is how two engines flood each other."""
+        ref_id, ref_seq = fm.get(msg, fm.BUSINESS_REJECT_REF_ID), fm.get(msg, fm.REF_SEQ_NUM)
+        ref_type = fm.get(msg, fm.REF_MSG_TYPE)
+        text = fm.get(msg, fm.TEXT) or f"BusinessRejectReason {fm.get(msg, fm.BUSINESS_REJECT_REASON) or '?'}"
+        with self.lock:
+            sent = self.sent_seq.get(int(ref_seq)) if ref_seq.isdigit() else None
+            if sent is not None and ref_id and sent.venue_cl_ord_id != ref_id:
+                sent = None  # the sequence number is from another connection: trust the ID
+            if sent is None and ref_id in self.ledger.by_venue:
+                sent = Sent(ref_id, ref_type or self.ledger.by_venue[ref_id].kind, 0, 0.0)
+        if sent is None:
+            log.error("venue business reject of a message the gateway cannot match: logged, not answered",
+                      extra={"ref_seq_num": ref_seq, "ref_id": ref_id, "ref_msg_type": ref_type, "text": text})
+            return
+        self._venue_refused(sent.venue_cl_ord_id, sent.msg_type, "VENUE_BUSINESS_REJECT", text)
+
+    def _venue_refused(self, venue_cl: str, msg_type: str, code: str, text: str) -> None:
+        """The venue refused a request at the session or business level: its client gets a reject of its own,
+        and the order's reservation (or the pending replace) is released, exactly as if it was never sent."""
+        detail = f"venue: {text}"
+        reply = None
+        with self.lock:
+            self._answered(venue_cl)
+            req = self.ledger.by_venue.get(venue_cl)
+            if msg_type == "H":
+                if req is not None:
+                    self.status_unsupported.add(req.order.number)
+                    # Still unconfirmed: it stays pending and awaited, and operators see it in status.
+                    self.awaiting.setdefault(venue_cl, Sent(venue_cl, "D", 0, time.monotonic()))
+                self._alert("VENUE_STATUS_UNSUPPORTED")
+                log.error("VENUE_STATUS_UNSUPPORTED: the venue refused an OrderStatusRequest; the order stays "
+                          "pending; see docs/runbooks/VENUE_STATUS_UNSUPPORTED.md",
+                          extra={"venue_cl_ord_id": venue_cl, "text": text})
+                return
+            if req is None or msg_type != req.kind:
+                log.error("venue reject of a request the ledger does not hold", extra={
+                    "venue_cl_ord_id": venue_cl, "msg_type": msg_type, "code": code, "text": text})
+                return
+            order = req.order
+            if (req.kind == "D" and order.status != PENDING_NEW) or (req.kind != "D" and
+                                                                     order.pending != venue_cl):
+                log.error("venue reject of a request already answered: the order stands as reported",
+                          extra={"venue_cl_ord_id": venue_cl, "code": code, "status": order.status})
+                return
+            ev = self._refusal_event(req, code, detail)
+            reply = self._refusal_reply(req, code, detail)
+            skey = order.session
+        self._alert(code)
+        log.warning("venue refused a request: client answered", extra={
+            "venue_cl_ord_id": venue_cl, "code": code, "text": text, "order": ev["n"]})
+        if reply is not None:
+            self._send_client(reply, skey)
+
+    def _refusal_event(self, req: Request, code: str, detail: str) -> dict[str, Any]:
+        """Under the lock: log and apply that a request never took effect at the venue."""
+        order = req.order
+        ev = {"e": "U", "v": req.venue_cl_ord_id, "n": order.number, "k": req.kind, "code": code,
+              "detail": detail, "s": order.session, "cl": req.cl_ord_id, "orig": req.orig_cl_ord_id,
+              "a": order.account, "sym": order.symbol, "side": order.side, "ts": time.time_ns()}
+        self.events.append(ev)
+        apply_undelivered(self.ledger, req, ev)
+        if self.risk is not None:
+            self.risk.apply(order, req, ev)
+        return ev
+
+    def _refusal_reply(self, req: Request, code: str, detail: str) -> fix.Message | None:
+        order = req.order
+        if req.kind == "D":
+            return fm.order_reject(req.cl_ord_id, order.account, order.symbol, order.side, order.qty,
+                                   rejects.ord_rej_reason(code), rejects.text(code, detail))
+        if req.kind == "F" and not req.orig_cl_ord_id:
+            return None  # a cancel the gateway itself sent (kill switch): the client asked for nothing
+        return self._cancel_reject(req.cl_ord_id, req.orig_cl_ord_id, order, "2" if req.kind == "G" else "1",
+                                   Verdict(code, detail))
 
     def _execution_report(self, msg: fix.Message) -> None:
         venue_cl = fm.get(msg, fm.CL_ORD_ID)
@@ -356,6 +568,8 @@ class Router:
                 return
             order = req.order
             skey = order.session
+            if self.awaiting:
+                self._answered(venue_cl)
             if exec_type in ("F", "G", "H") and exec_id in self.ledger.exec_ids:
                 # Already applied: a venue resend after a crash window. Whether the client got it before the
                 # crash is unknown, so it goes again flagged PossResend; clients de-duplicate on ExecID.
@@ -373,6 +587,8 @@ class Router:
                 if exec_type in ("F", "G", "H"):  # what reconciliation needs to date the trade
                     ev["tt"] = fm.get(msg, fm.TRANSACT_TIME)
                     ev["td"] = fm.get(msg, fm.TRADE_DATE)
+                    hdr = msg.getHeader()  # a resend's 52 is when it was re-sent; 122 when it was first sent
+                    ev["st"] = fm.get(hdr, fm.ORIG_SENDING_TIME) or fm.get(hdr, fm.SENDING_TIME)
                 self.events.append(ev)
                 if self.risk is not None:
                     self.risk.apply(order, req, ev)  # before the ledger moves: busts need the fill being undone
@@ -399,6 +615,7 @@ class Router:
                 self.unroutable += 1
                 log.error("cancel reject for an unknown venue ClOrdID: not routed", extra={"venue_cl_ord_id": venue_cl})
                 return
+            self._answered(venue_cl)
             ev = {"e": "Z", "v": venue_cl, "n": req.order.number, "os": fm.get(msg, fm.ORD_STATUS),
                   "ts": time.time_ns()}
             self.events.append(ev)
@@ -475,21 +692,13 @@ class Router:
                 req = self.ledger.by_venue.get(venue_cl)
                 if req is None or (req.kind == "D" and req.order.status in DONE_STATUSES):
                     continue
-                order = req.order
+                self._answered(venue_cl)
                 code, detail = "VENUE_DOWN", "venue session dropped before the request was delivered; not sent"
-                ev = {"e": "U", "v": venue_cl, "n": order.number, "k": req.kind, "ts": time.time_ns()}
-                self.events.append(ev)
-                apply_undelivered(self.ledger, req, ev)
-                if self.risk is not None:
-                    self.risk.apply(order, req, ev)
-                if req.kind == "D":
-                    reply = fm.order_reject(req.cl_ord_id, order.account, order.symbol, order.side, order.qty,
-                                            rejects.ord_rej_reason(code), rejects.text(code, detail))
-                else:
-                    reply = self._cancel_reject(req.cl_ord_id, req.orig_cl_ord_id, order,
-                                                "2" if req.kind == "G" else "1", Verdict(code, detail))
-                skey = order.session
-            self._send_client(reply, skey)
+                self._refusal_event(req, code, detail)
+                reply = self._refusal_reply(req, code, detail)
+                skey = req.order.session
+            if reply is not None:
+                self._send_client(reply, skey)
             n += 1
         return n
 
@@ -502,24 +711,44 @@ class Router:
         self.ledger.next_request += 1
         return f"{self.id_prefix}{self.ledger.next_request}"
 
-    def _record_reject(self, kind: str, o: NewOrder, v: Verdict, orig: str = "", ck: int | None = None) -> None:
+    def _record_reject(self, kind: str, o: NewOrder, v: Verdict, orig: str = "", ck: int | None = None,
+                       defaulted: bool = False) -> None:
         self.ledger.rejected_ids.add((o.session, o.cl_ord_id))
-        self.events.append({"e": "DEC", "k": kind, "s": o.session, "cl": o.cl_ord_id, "orig": orig, "a": o.account,
-                            "sym": o.symbol, "side": o.side, "qty": _num(o.qty), "px": _num(o.price),
-                            "code": v.code, "detail": v.detail, "val": _num(v.value), "lim": _num(v.limit),
-                            "w": v.warnings, "lv": self._limits_version, "ck": ck, "ts": time.time_ns()})
+        ev = {"e": "DEC", "k": kind, "s": o.session, "cl": o.cl_ord_id, "orig": orig, "a": o.account,
+              "sym": o.symbol, "side": o.side, "qty": _num(o.qty), "px": _num(o.price),
+              "code": v.code, "detail": v.detail, "val": _num(v.value), "lim": _num(v.limit),
+              "w": v.warnings, "lv": self._limits_version, "ck": ck, "ts": time.time_ns()}
+        if defaulted:
+            ev["da"] = 1
+        self.events.append(ev)
 
     def _send_venue(self, msg: fix.Message) -> bool:
         sid = self.venue
         if sid is None:
             return False
+        if not self.venue_dialect.identity:
+            try:
+                msg = translate.outbound(msg, self.venue_dialect)
+            except translate.Untranslatable as e:
+                # Never send the venue a different order than the client's: the client is told it was not sent.
+                log.error("request cannot be expressed in the venue's FIX version: not sent",
+                          extra={"tag": e.tag, "value": e.value, "reason": str(e)})
+                return False
         try:
             return bool(fix.Session.sendToTarget(msg, sid))
         except fix.SessionNotFound:
             return False
 
     def _send_client(self, msg: fix.Message, skey: str) -> None:
-        sid = self.clients.get(skey) or session_id_from_key(skey)
+        d = self.dialects.get(skey)
+        if d is not None and not d.identity:
+            try:
+                msg = translate.outbound(msg, d)
+            except translate.Untranslatable as e:
+                log.error("report cannot be expressed in the client's FIX version: kept in the event log only",
+                          extra={"session": skey, "tag": e.tag, "value": e.value, "reason": str(e)})
+                return
+        sid = self.clients.get(skey) or self.client_sids.get(skey) or session_id_from_key(skey)
         # A client that is logged out gets it on logon: QuickFIX stores it and the client's resend request fetches it.
         try:
             fix.Session.sendToTarget(msg, sid)

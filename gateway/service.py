@@ -13,7 +13,7 @@ from typing import Any
 import quickfix as fix
 
 from config.risk_models import RiskConfig, load_risk_config
-from config.settings import GatewayConfig
+from config.settings import FixSessionPolicy, GatewayConfig
 from gateway import fixmsg as fm
 from gateway import qf_settings as qs
 from gateway.apps import App
@@ -24,7 +24,7 @@ from gateway.lifecycle import replay
 from gateway.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
 from gateway.recon.events import Event as ReconEvent
-from gateway.recon_feed import ReconFeed
+from gateway.recon_feed import ReconFeed, reconciliation_off_reason
 from gateway.risk_stage import SIDE, RiskStage
 from gateway.router import Router, session_key
 
@@ -38,6 +38,16 @@ def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
     if r is None:
         return None
     return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios)
+
+
+def session_spec(policy: FixSessionPolicy, sender: str, target: str, host: str | None = None,
+                 port: int | None = None, heartbeat_s: int = 30, reconnect_s: int = 5,
+                 strict: bool = False) -> qs.SessionSpec:
+    return qs.SessionSpec(sender, target, host, port, heartbeat_s, reconnect_s, fix_version=policy.fix_version,
+                          reset_on_logon=policy.reset_on_logon, reset_on_logout=policy.reset_on_logout,
+                          reset_on_disconnect=policy.reset_on_disconnect,
+                          timestamp_precision=policy.timestamp_precision, strict=strict,
+                          max_latency_s=policy.max_latency_s, extra_tags=tuple(policy.extra_tags))
 
 
 class Gateway:
@@ -56,7 +66,7 @@ class Gateway:
                      if risk_cfg is not None else None)
         t0 = time.monotonic()
         replayed = replay(history, ledger, self.risk)
-        self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix)
+        self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix, alert=self._alert)
         # Orders logged as sent whose fate the venue never told us (a crash between log and send, or lost
         # reports): once the venue has logged on and replayed its resends, ask it about each.
         self._unconfirmed = [o.number for o in ledger.open_orders() if o.status == PENDING_NEW]
@@ -71,11 +81,13 @@ class Gateway:
         rc = cfg.reconciliation
         self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
                                   price_tolerance=rc.price_tolerance)
-        self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events)
+        self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events,
+                                    enabled=reconciliation_off_reason(cfg) is None)
         # Order matters: the store's view is rebuilt, then completed from the event log, and only then are
         # the drop-copy fills still unknown to the gateway mirrored into the (replayed) risk state.
         today = time.strftime("%Y%m%d", time.gmtime())
-        self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
+        if self.recon_feed.enabled:
+            self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
         self.recon_feed.catch_up([ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
         del history
         for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
@@ -109,10 +121,13 @@ class Gateway:
         self.recon_feed.start()
 
         client_app = App("clients", r.from_client, r.client_logon, self._client_logout)
-        sessions = [qs.SessionSpec(c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s)
+        dict_dir = state / "quickfix" / "dictionaries"
+        # Client sessions validate as the FIX session layer prescribes: a malformed message is answered with a
+        # session Reject and never reaches the order path, let alone the venue.
+        sessions = [session_spec(c, c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s, strict=True)
                     for c in acc.clients]
         text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
-                         accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses)
+                         accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses, dict_dir=dict_dir)
         acceptor = self._engine(fix.ThreadedSocketAcceptor, client_app, state / "quickfix" / "clients.cfg", text,
                                 log_dir)
 
@@ -127,10 +142,11 @@ class Gateway:
             self.venue_logged_on.clear()
             r.venue_logout(sid)
 
-        venue_app = App("venue", r.from_venue, venue_logon, venue_logout, on_to_app=self._venue_to_app)
-        vtext = qs.render("initiator", [qs.SessionSpec(v.sender_comp_id, v.target_comp_id, v.host, v.port,
-                                                      v.heartbeat_s, v.reconnect_s)],
-                          state / "store" / "venue", log_dir and log_dir / "venue")
+        venue_app = App("venue", r.from_venue, venue_logon, venue_logout, on_to_app=r.venue_to_app,
+                        on_admin=self._venue_admin)
+        vtext = qs.render("initiator", [session_spec(v, v.sender_comp_id, v.target_comp_id, v.host, v.port,
+                                                     v.heartbeat_s, v.reconnect_s)],
+                          state / "store" / "venue", log_dir and log_dir / "venue", dict_dir=dict_dir)
         initiators = [self._engine(fix.SocketInitiator, venue_app, state / "quickfix" / "venue.cfg", vtext, log_dir)]
         self._apps = [client_app, venue_app]
 
@@ -138,9 +154,9 @@ class Gateway:
         if d is not None and d.enabled:
             dc_app = App("dropcopy", self._from_dropcopy, lambda sid: self.dropcopy_logged_on.set(),
                          lambda sid: self.dropcopy_logged_on.clear())
-            dtext = qs.render("initiator", [qs.SessionSpec(d.sender_comp_id, d.target_comp_id, d.host, d.port,
-                                                          d.heartbeat_s, d.reconnect_s)],
-                              state / "store" / "dropcopy", log_dir and log_dir / "dropcopy")
+            dtext = qs.render("initiator", [session_spec(d, d.sender_comp_id, d.target_comp_id, d.host, d.port,
+                                                         d.heartbeat_s, d.reconnect_s)],
+                              state / "store" / "dropcopy", log_dir and log_dir / "dropcopy", dict_dir=dict_dir)
             initiators.append(self._engine(fix.SocketInitiator, dc_app, state / "quickfix" / "dropcopy.cfg", dtext,
                                            log_dir))
             self._apps.append(dc_app)
@@ -166,19 +182,20 @@ class Gateway:
             # Not from QuickFIX's callback: the cancels go out from housekeeping a moment later.
             self._disconnected.append(key)
 
-    def _venue_to_app(self, msg: fix.Message, sid: fix.SessionID) -> None:
-        """Never let QuickFIX resend an old order to the venue after a reconnect: gap-fill it instead.
+    def _venue_admin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if msg.getHeader().getField(fm.MSG_TYPE) == "3":
+            self.router.venue_session_reject(msg)
 
-        A request the venue did not get before the session dropped is answered to the client as undelivered
-        (drain_undelivered), so that nothing reaches the market late and unasked.
-        """
-        hdr = msg.getHeader()
-        if hdr.isSetField(43) and hdr.getField(43) == "Y" and hdr.getField(35) in ("D", "G", "F"):
-            self.router.undelivered.append(msg.getField(11))
-            raise fix.DoNotSend()
+    def _alert(self, code: str) -> None:
+        self.metrics.alerts.labels(code).inc()
 
     def _from_dropcopy(self, msg: fix.Message, sid: fix.SessionID) -> None:
-        if msg.getHeader().getField(35) != "8":
+        msg_type = msg.getHeader().getField(fm.MSG_TYPE)
+        if msg_type == "j":
+            log.warning("business reject on the drop copy: logged, not answered",
+                        extra={"fix": msg.toString().replace("\x01", "|")})
+            return
+        if msg_type != "8":
             raise fix.UnsupportedMessageType()
         self.recon_feed.on_dropcopy(fm.to_dict(msg))
 
@@ -212,6 +229,59 @@ class Gateway:
                 self.metrics.alerts.labels("RECON_BREAK").inc()
 
     # ------------------------------------------------------------------ control plane
+    def session_ids(self) -> dict[str, tuple[str, fix.SessionID]]:
+        """Every FIX session of the gateway by its key ('FIXGW->OMS1'): (role, QuickFIX SessionID)."""
+        out: dict[str, tuple[str, fix.SessionID]] = {k: ("client", sid) for k, sid in self.router.client_sids.items()}
+        v = self.cfg.venue
+        out[session_key(v.sender_comp_id, v.target_comp_id)] = (
+            "venue", fix.SessionID(v.begin_string, v.sender_comp_id, v.target_comp_id))
+        d = self.cfg.dropcopy
+        if d is not None and d.enabled:
+            out[session_key(d.sender_comp_id, d.target_comp_id)] = (
+                "dropcopy", fix.SessionID(d.begin_string, d.sender_comp_id, d.target_comp_id))
+        return out
+
+    def seq_reset(self, key: str, next_sender: int | None, next_target: int | None, who: str,
+                  why: str) -> dict[str, Any]:
+        """Set a session's next outgoing and/or expected incoming MsgSeqNum, as agreed with the counterparty."""
+        if not who or not why:
+            raise ValueError("who and why are required for every operator action")
+        if next_sender is None and next_target is None:
+            raise ValueError("give --next-sender, --next-target or both")
+        for name, n in (("next_sender", next_sender), ("next_target", next_target)):
+            if n is not None and (not isinstance(n, int) or n < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, not {n!r}")
+        sessions = self.session_ids()
+        if key not in sessions:
+            raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(sessions))}")
+        session = fix.Session.lookupSession(sessions[key][1])
+        if session is None:
+            raise ValueError(f"session {key} is not running")
+        before = {"next_sender": session.getExpectedSenderNum(), "next_target": session.getExpectedTargetNum()}
+        if next_sender is not None:
+            session.setNextSenderMsgSeqNum(next_sender)
+        if next_target is not None:
+            session.setNextTargetMsgSeqNum(next_target)
+        after = {"next_sender": session.getExpectedSenderNum(), "next_target": session.getExpectedTargetNum()}
+        self.events.append({"e": "ADM", "action": "seq-reset", "scope": key, "who": who, "why": why,
+                            "detail": {"from": before, "to": after}, "ts": time.time_ns()})
+        log.warning("sequence numbers set by an operator", extra={"session": key, "from": before, "to": after,
+                                                                  "who": who, "why": why})
+        return {"session": key, "from": before, "to": after}
+
+    def session_states(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for key, (role, sid) in self.session_ids().items():
+            session = fix.Session.lookupSession(sid)
+            row: dict[str, Any] = {"role": role, "begin_string": sid.getBeginString().getValue()}
+            if session is None:
+                row["running"] = False
+            else:
+                row.update(running=True, logged_on=bool(session.isLoggedOn()),
+                           next_sender=session.getExpectedSenderNum(), next_target=session.getExpectedTargetNum())
+            out[key] = row
+        return out
+
     def housekeeping(self) -> None:
         while self._disconnected:
             key = self._disconnected.popleft()
@@ -220,7 +290,13 @@ class Gateway:
         if self._unconfirmed and self.router.venue_up and self._venue_logon_at is not None \
                 and time.monotonic() - self._venue_logon_at > STATUS_REQUEST_DELAY_S:
             numbers, self._unconfirmed = self._unconfirmed, []
-            self.router.request_status(numbers)
+            if self.cfg.venue.order_status_requests:
+                self.router.request_status(numbers)
+            else:
+                log.warning("orders of the previous run are unconfirmed and the venue takes no status requests: "
+                            "they stay pending until the venue reports on them", extra={"count": len(numbers)})
+                self.router.await_unconfirmed(numbers)
+        self.router.unanswered(self.cfg.venue.answer_timeout_s)
         now = time.monotonic()
         if now - self._last_tick >= 1.0:  # once a second is plenty, and keeps the router lock free
             self._last_tick = now
@@ -229,8 +305,9 @@ class Gateway:
 
     def refresh_gauges(self) -> None:
         m = self.metrics
-        for t, n in self.recon.open_counts().items():
-            m.recon_open.labels(t.value if hasattr(t, "value") else str(t)).set(n)
+        if self.recon_feed.enabled:
+            for t, n in self.recon.open_counts().items():
+                m.recon_open.labels(t.value if hasattr(t, "value") else str(t)).set(n)
         for app in self._apps:
             up = set(app.logged_on)
             seen = self._seen_sessions.setdefault(app.name, set())
@@ -270,6 +347,9 @@ class Gateway:
 
     def write_recon_reports(self, day: str, out_dir: Path | None = None,
                             formats: tuple[str, ...] = ("md", "csv", "json")) -> list[Path]:
+        if not self.recon_feed.enabled:
+            log.warning("reconciliation is off (no drop-copy session): no report written", extra={"day": day})
+            return []
         self.recon_feed.drain()
         return list(self.recon.write_reports(day, out_dir or self.cfg.report_dir, formats))
 

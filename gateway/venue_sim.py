@@ -40,7 +40,9 @@ class Rule(_Strict):
     symbol: str = "*"
     side: Literal["1", "2", "5", "*"] = "*"
     account: str = "*"
-    action: Literal["fill", "partial", "ack", "reject"] = "fill"
+    # session_reject: a session-level Reject (35=3) of the NewOrderSingle; business_reject: a
+    # BusinessMessageReject (35=j) naming its ClOrdID; silent: no answer at all (a venue that lost it).
+    action: Literal["fill", "partial", "ack", "reject", "session_reject", "business_reject", "silent"] = "fill"
     fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5  # for partial
     text: str = "rejected by venue simulator"  # for reject
 
@@ -71,6 +73,14 @@ class SimConfig(_Strict):
     prices: dict[str, float] = Field(default_factory=dict)  # fill price of market orders, per symbol
     default_price: float = 100.0
     dropcopy_faults: list[DropCopyFault] = Field(default_factory=list)
+    # TransactTime (60) is optional in FIX 4.4 and some venues leave it out: reproduce such a venue.
+    omit_transact_time: bool = False
+    # A venue that starts every logon at MsgSeqNum 1 (ResetOnLogon, or an in-memory store).
+    reset_on_logon: bool = False
+    # False: OrderStatusRequest (35=H) is not supported and is answered with a BusinessMessageReject.
+    order_status_requests: bool = True
+    # Refuse every cancel and replace: "session" with a Reject (35=3), "business" with a 35=j.
+    amend_reject: Literal["", "session", "business"] = ""
 
 
 def load_sim_config(path: str | Path) -> SimConfig:
@@ -129,14 +139,12 @@ class VenueSim:
     # ---------------------------------------------------------------- engine
     def start(self) -> None:
         state = self.cfg.state_dir
-        sessions = [qs.SessionSpec(s.sender_comp_id, s.target_comp_id, heartbeat_s=self.cfg.heartbeat_s)
-                    for s in self.cfg.sessions]
+        sessions = [qs.SessionSpec(s.sender_comp_id, s.target_comp_id, heartbeat_s=self.cfg.heartbeat_s,
+                                   reset_on_logon=self.cfg.reset_on_logon) for s in self.cfg.sessions]
+        dc_port = self.cfg.dropcopy_port or self.cfg.port
+        sessions += [qs.SessionSpec(s.sender_comp_id, s.target_comp_id, heartbeat_s=self.cfg.heartbeat_s,
+                                    accept_port=dc_port) for s in self.cfg.dropcopy]
         text = qs.render("acceptor", sessions, state / "store", state / "fixlog", accept_port=self.cfg.port)
-        if self.cfg.dropcopy:
-            dc_port = self.cfg.dropcopy_port or self.cfg.port
-            for s in self.cfg.dropcopy:
-                text += (f"\n[SESSION]\nSenderCompID={s.sender_comp_id}\nTargetCompID={s.target_comp_id}\n"
-                         f"HeartBtInt={self.cfg.heartbeat_s}\nSocketAcceptPort={dc_port}\n")
         settings = qs.write_settings(state / "quickfix" / "venue-sim.cfg", text)
         self._app = App("venue-sim", self._on_message, self._on_logon, self._on_logout)
         self._acceptor = fix.ThreadedSocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
@@ -176,7 +184,7 @@ class VenueSim:
                 self._cancel(msg, sid)
             elif t == "G":
                 self._replace(msg, sid)
-            elif t == "H":
+            elif t == "H" and self.cfg.order_status_requests:
                 self._status(msg, sid)
             else:
                 raise fix.UnsupportedMessageType()
@@ -187,6 +195,13 @@ class VenueSim:
                      msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
                      fm.get_float(msg, fm.PRICE))
         rule = self._rule(o.account, o.symbol, o.side)
+        if rule.action == "session_reject":
+            raise fix.IncorrectTagValue(fm.SYMBOL)  # QuickFIX answers 35=3, RefSeqNum = this message's
+        if rule.action == "business_reject":
+            self._business_reject(msg, sid, cl, rule.text)
+            return
+        if rule.action == "silent":
+            return
         if rule.action == "reject" or cl in self.orders:
             o.status = "8"
             self._report(o, "8", text=rule.text if rule.action == "reject" else "duplicate ClOrdID")
@@ -197,6 +212,14 @@ class VenueSim:
             self._fill(o, o.qty)
         elif rule.action == "partial":
             self._fill(o, math.floor(o.qty * rule.fraction) or 1.0)
+
+    def _business_reject(self, msg: fix.Message, sid: fix.SessionID, cl: str, text: str) -> None:
+        m = fm.new_message("j")
+        for tag, val in ((fm.REF_SEQ_NUM, msg.getHeader().getField(fm.MSG_SEQ_NUM)),
+                         (fm.REF_MSG_TYPE, msg.getHeader().getField(fm.MSG_TYPE)),
+                         (fm.BUSINESS_REJECT_REF_ID, cl), (fm.BUSINESS_REJECT_REASON, "4"), (fm.TEXT, text)):
+            m.setField(tag, val)
+        fix.Session.sendToTarget(m, sid)
 
     def _fill(self, o: SimOrder, qty: float) -> None:
         px = o.price if o.ord_type == "2" else self.cfg.prices.get(o.symbol, self.cfg.default_price)
@@ -251,7 +274,17 @@ class VenueSim:
                            "symbol": m.getField(fm.SYMBOL), "account": fm.get(m, fm.ACCOUNT), "phantom": True})
         return m
 
+    def _refuse_amend(self, msg: fix.Message, sid: fix.SessionID) -> bool:
+        if self.cfg.amend_reject == "session":
+            raise fix.IncorrectTagValue(fm.ORIG_CL_ORD_ID)
+        if self.cfg.amend_reject == "business":
+            self._business_reject(msg, sid, msg.getField(fm.CL_ORD_ID), "amendments not accepted")
+            return True
+        return False
+
     def _cancel(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if self._refuse_amend(msg, sid):
+            return
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         o = self.orders.get(orig)
         if o is None or o.leaves <= 0:
@@ -263,6 +296,8 @@ class VenueSim:
         self._report(o, "4", orig=orig)
 
     def _replace(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if self._refuse_amend(msg, sid):
+            return
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         o = self.orders.get(orig)
         qty, px = fm.get_float(msg, fm.ORDER_QTY), fm.get_float(msg, fm.PRICE)
@@ -330,6 +365,8 @@ class VenueSim:
                          (fm.SIDE, o.side), (fm.ORDER_QTY, fm.fmt_num(o.qty)), (fm.ORD_TYPE, o.ord_type),
                          (fm.LEAVES_QTY, fm.fmt_num(o.leaves)), (fm.CUM_QTY, fm.fmt_num(o.cum_qty)),
                          (fm.AVG_PX, repr(avg)), (fm.TRANSACT_TIME, fm.utc_timestamp())):
+            if tag == fm.TRANSACT_TIME and self.cfg.omit_transact_time:
+                continue
             m.setField(tag, val)
         if o.account:
             m.setField(fm.ACCOUNT, o.account)

@@ -104,6 +104,14 @@ _ENTRIES: tuple[Reason, ...] = (
            "gateway shutting down", 0, 2, "gateway"),
     Reason("DROPCOPY_UNKNOWN_FILL", 43, "Drop copy reported a fill for an order the gateway never saw; mirrored into positions.",
            "drop-copy fill for unknown order", None, None, "alert"),
+    Reason("VENUE_SESSION_REJECT", 44, "The venue refused the forwarded request with a session-level Reject (35=3).",
+           "venue session reject", 0, 2, "gateway"),
+    Reason("VENUE_BUSINESS_REJECT", 45, "The venue refused the forwarded request with a BusinessMessageReject (35=j).",
+           "venue business reject", 0, 2, "gateway"),
+    Reason("VENUE_NO_ANSWER", 46, "The venue neither acknowledged nor rejected a request within venue.answer_timeout_s.",
+           "no answer from the venue", None, None, "alert"),
+    Reason("VENUE_STATUS_UNSUPPORTED", 47, "The venue refused an OrderStatusRequest (35=H); the order stays pending.",
+           "venue refused a status request", None, None, "alert"),
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _ENTRIES}
