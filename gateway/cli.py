@@ -91,8 +91,10 @@ def _admin(args: argparse.Namespace) -> int:
     req: dict[str, object] = {"cmd": args.action.replace("-", "_")}
     if args.action in ("kill", "reduce-only"):
         req.update(state=args.state, scope=args.scope)
-    if args.action in ("logout", "logon"):
+    if args.action in ("logout", "logon", "seq-reset"):
         req["session"] = args.session
+    if args.action == "seq-reset":
+        req.update(next_sender=args.next_sender, next_target=args.next_target)
     if args.action != "status":
         req.update(who=args.who or getpass.getuser(), why=args.why)
     try:
@@ -102,6 +104,17 @@ def _admin(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(answer, indent=1))
     return 0 if answer.get("ok") else 1
+
+
+def _seq_num(text: str) -> int:
+    """A MsgSeqNum (34) the session is to use next: 1 or more (0 is not a sequence number in FIX)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a sequence number (an integer, 1 or more)")
+    return n
 
 
 def _trade_date(text: str) -> str:
@@ -129,7 +142,15 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.config:
         from config.settings import load_config
 
+        from gateway.recon_feed import reconciliation_off_reason
+
         cfg = load_config(args.config)
+        off = reconciliation_off_reason(cfg)
+        if off is not None:
+            # Not a clean day either: without a drop copy nothing was reconciled, so no report is written
+            # that could be read as one.
+            print(f"reconciliation is off: {off} in {args.config}")
+            return 0
         store_path = cfg.state_dir / "recon.sqlite"
         if not store_path.is_file():
             print(f"fixgw reconcile: no reconciliation store at {store_path}", file=sys.stderr)
@@ -219,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("logout", "logon"):
         a = acts.add_parser(name, help=f"{name} a FIX session, e.g. FIXGW->OMS1")
         a.add_argument("session")
+    seq = acts.add_parser("seq-reset", help="set the next sequence numbers of a FIX session, e.g. FIXGW->VENUE")
+    seq.add_argument("session")
+    seq.add_argument("--next-sender", type=_seq_num, metavar="N",
+                     help="MsgSeqNum of the next message the gateway sends on the session")
+    seq.add_argument("--next-target", type=_seq_num, metavar="N",
+                     help="MsgSeqNum the gateway expects next from the counterparty")
     for a in acts.choices.values():
         if a.prog.split()[-1] != "status":
             a.add_argument("--who", help="operator name (default: the login name)")
@@ -239,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=_reconcile)
 
     args = p.parse_args(argv)
+    if args.command == "admin" and args.action == "seq-reset" and args.next_sender is None \
+            and args.next_target is None:
+        seq.error("give --next-sender N, --next-target N or both")  # exit 2, before anything is sent
     try:
         return int(args.fn(args))
     except ConfigError as e:

@@ -3,6 +3,9 @@
 One consumer thread keeps the matcher's receive stamps in order (ReconService stamps under its lock as it
 consumes), keeps SQLite writes off the order path and off the drop-copy session's thread, and is the one
 place where an unknown drop-copy fill is mirrored into the risk state.
+
+Without a drop-copy session there is nothing to reconcile against: every gateway fill would only age into a
+MISSING_FROM_DROPCOPY break. ReconFeed(..., enabled=False) then takes nothing in, so no break is opened.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from typing import Any, Callable
+import time
+from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
+
+if TYPE_CHECKING:
+    from config.settings import GatewayConfig
 
 log = logging.getLogger("fixgw.recon")
 
@@ -21,9 +28,21 @@ _STOP = object()
 Mirror = Callable[[str, str, str, float, float, int], None]  # account, symbol, side, qty, px, sign
 
 
+def reconciliation_off_reason(cfg: GatewayConfig) -> str | None:
+    """Why this configuration has no live reconciliation, or None when a drop-copy session is configured."""
+    d = cfg.dropcopy
+    if d is None:
+        return "no [dropcopy] session is configured"
+    if not d.enabled:
+        return "the [dropcopy] session is disabled (enabled = false)"
+    return None
+
+
 def fill_tags(ev: dict[str, Any]) -> dict[int, str]:
     """The FIX tags of a gateway fill, rebuilt from its event-log entry (the venue ClOrdID is what the
-    drop copy carries, so it is the one compared)."""
+    drop copy carries, so it is the one compared). The router logs "tt" TransactTime, "td" TradeDate and,
+    where it does, "st" the report's (original) SendingTime; a report without all three is dated from the
+    event's "ts" (see ReconFeed)."""
     tags = {17: ev["id"], 37: ev.get("oid") or "", 11: ev["v"], 1: ev.get("a") or "", 55: ev.get("sym") or "",
             54: ev.get("side") or "", 150: ev["x"], 60: ev.get("tt") or ""}
     for tag, key in ((32, "lq"), (31, "lp")):
@@ -33,12 +52,16 @@ def fill_tags(ev: dict[str, Any]) -> dict[int, str]:
         tags[19] = ev["ref"]
     if ev.get("td"):
         tags[75] = ev["td"]
+    if ev.get("st"):
+        tags[52] = ev["st"]
     return {k: str(v) for k, v in tags.items()}
 
 
 class ReconFeed:
-    def __init__(self, service: ReconService, mirror: Mirror, on_events: Callable[[list[Event]], None]) -> None:
+    def __init__(self, service: ReconService, mirror: Mirror, on_events: Callable[[list[Event]], None],
+                 enabled: bool = True) -> None:
         self.service = service
+        self.enabled = enabled
         self._mirror = mirror
         self._on_events = on_events
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -48,19 +71,24 @@ class ReconFeed:
         self._cond = threading.Condition()
         self.mirrored = 0
         self.seen = {"gateway": 0, "dropcopy": 0}  # fills matched so far, by source
+        if not enabled:
+            log.warning("reconciliation is off: no drop-copy session, so fills are not reconciled and no "
+                        "breaks are opened")
 
     def on_event(self, ev: dict[str, Any]) -> None:
         """Event-log subscriber: the gateway's own fills, corrections and busts."""
-        if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H"):
+        if self.enabled and ev.get("e") == "X" and ev.get("x") in ("F", "G", "H"):
             with self._cond:
                 self._submitted += 1
-            self._queue.put(("gateway", fill_tags(ev)))
+            self._queue.put(("gateway", fill_tags(ev), _arrived(ev)))
 
     def on_dropcopy(self, tags: dict[int, str]) -> None:
-        if tags.get(150) in ("F", "G", "H"):
+        """A drop-copy ExecutionReport as {tag: value}, header included (52 SendingTime dates a fill
+        without TransactTime)."""
+        if self.enabled and tags.get(150) in ("F", "G", "H"):
             with self._cond:
                 self._submitted += 1
-            self._queue.put(("dropcopy", tags))
+            self._queue.put(("dropcopy", tags, time.time_ns()))
 
     def catch_up(self, fills: list[dict[str, Any]]) -> int:
         """Gateway fills in the event log that the store never got (a crash in between): feed them now.
@@ -69,13 +97,17 @@ class ReconFeed:
         exactly what is still unknown once this catch-up is done (ReconService.unknown_fills()).
         """
         n = 0
+        if not self.enabled:
+            return n
         for ev in fills:
             if not self.service.store.has_fill("gateway", str(ev["id"]), str(ev["x"])):
-                self._handle(self.service.on_gateway_message(fill_tags(ev)), mirror=False)
+                self._handle(self.service.on_gateway_message(fill_tags(ev), _arrived(ev)), mirror=False)
                 n += 1
         return n
 
     def start(self) -> None:
+        if not self.enabled:
+            return
         self._thread = threading.Thread(target=self._run, name="recon", daemon=True)
         self._thread.start()
 
@@ -84,12 +116,12 @@ class ReconFeed:
             item = self._queue.get()
             if item is _STOP:
                 return
-            source, tags = item
+            source, tags, arrived = item
             try:
                 if source == "gateway":
-                    self._handle(self.service.on_gateway_message(tags))
+                    self._handle(self.service.on_gateway_message(tags, arrived))
                 else:
-                    self._handle(self.service.on_dropcopy_message(tags))
+                    self._handle(self.service.on_dropcopy_message(tags, arrived))
             except Exception:
                 log.exception("reconciliation failed on a fill", extra={"source": source, "exec_id": tags.get(17)})
             with self._cond:
@@ -98,6 +130,8 @@ class ReconFeed:
                 self._cond.notify_all()
 
     def tick(self) -> None:
+        if not self.enabled:
+            return  # a store left from days with a drop copy could still age its records into breaks
         self._handle(self.service.tick())
 
     def _handle(self, events: list[Event], mirror: bool = True) -> None:
@@ -131,3 +165,9 @@ class ReconFeed:
             self._queue.put(_STOP)
             self._thread.join(timeout=30)
             self._thread = None
+
+
+def _arrived(ev: dict[str, Any]) -> int | None:
+    """The event's receive stamp (int ns): a crash replay must date a fill by when it came, not by now."""
+    ts = ev.get("ts")
+    return int(ts) if ts is not None else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, Mapping, Union
@@ -24,8 +25,8 @@ SELL_SIDES = frozenset({"2", "4", "5", "6"})
 
 TAG_NAMES: dict[int, str] = {
     1: "Account", 11: "ClOrdID", 17: "ExecID", 19: "ExecRefID", 31: "LastPx", 32: "LastQty",
-    37: "OrderID", 41: "OrigClOrdID", 43: "PossDupFlag", 54: "Side", 55: "Symbol", 60: "TransactTime",
-    75: "TradeDate", 97: "PossResend", 150: "ExecType",
+    37: "OrderID", 41: "OrigClOrdID", 43: "PossDupFlag", 52: "SendingTime", 54: "Side", 55: "Symbol",
+    60: "TransactTime", 75: "TradeDate", 97: "PossResend", 122: "OrigSendingTime", 150: "ExecType",
 }
 
 _TS_RE = re.compile(r"^(\d{8})-(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?$")
@@ -84,7 +85,7 @@ class FillRecord:
     last_px: float
     exec_type: str
     exec_ref_id: str | None
-    transact_time: str
+    transact_time: str  # "" when the venue sent none (optional in FIX 4.4); trade_date then came from 52/122
     received_ns: int
     trade_date: str
     # PossDupFlag(43)/PossResend(97): the sender says this may repeat an earlier message, so a repeat of
@@ -199,8 +200,32 @@ def _number(msg: FixInput, tag: int) -> float:
     return value
 
 
-def from_fix(msg: FixInput, source: Source, received_ns: int) -> FillRecord:
-    """Parse a fill-bearing ExecutionReport. Raises ValueError naming the missing or invalid tag."""
+def _undated_trade_date(msg: FixInput, transact_time: str, arrived_ns: int) -> str:
+    """The trading day of a report without TradeDate (75): TransactTime's date, else SendingTime's, else the
+    day it arrived. UTC throughout, as FIX timestamps are."""
+    if transact_time:
+        # Both copies of an execution carry the venue's TransactTime, so both land on the same day.
+        return transact_time[:8]
+    # A resend (PossDupFlag) carries the time it was re-sent in 52 and the first sending in 122: the
+    # execution belongs to the day it was first sent.
+    for tag in (122, 52):
+        sent = _text(msg, tag, False)
+        if sent is not None:
+            try:
+                parse_utc_timestamp(sent)
+            except ValueError as exc:
+                raise ValueError(f"invalid tag {tag} ({TAG_NAMES[tag]}): {exc}") from None
+            return sent[:8]
+    return time.strftime("%Y%m%d", time.gmtime(arrived_ns // 1_000_000_000))
+
+
+def from_fix(msg: FixInput, source: Source, received_ns: int, arrived_ns: int | None = None) -> FillRecord:
+    """Parse a fill-bearing ExecutionReport. Raises ValueError naming the missing or invalid tag.
+
+    received_ns orders the record for the matcher. arrived_ns (default received_ns) is when the message
+    reached the gateway, the last resort for dating a report that has neither TransactTime (60), TradeDate
+    (75) nor SendingTime (52), e.g. a gateway fill rebuilt from the event log.
+    """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     exec_type = _text(msg, 150, True)
@@ -214,16 +239,17 @@ def from_fix(msg: FixInput, source: Source, received_ns: int) -> FillRecord:
         raise ValueError(f"invalid tag 32 (LastQty): {qty!r} for ExecType {exec_type}")
     px = _number(msg, 31)
     exec_ref_id = _text(msg, 19, exec_type in ("G", "H"))
-    transact_time = _text(msg, 60, True)
-    assert transact_time is not None
-    try:
-        parse_utc_timestamp(transact_time)
-    except ValueError as exc:
-        raise ValueError(f"invalid tag 60 (TransactTime): {exc}") from None
+    # TransactTime is optional in FIX 4.4. Without it the record keeps "" (no time is made up for a report
+    # to show as the venue's) and the trading day comes from what the report does carry.
+    transact_time = _text(msg, 60, False) or ""
+    if transact_time:
+        try:
+            parse_utc_timestamp(transact_time)
+        except ValueError as exc:
+            raise ValueError(f"invalid tag 60 (TransactTime): {exc}") from None
     trade_date = _text(msg, 75, False)
     if trade_date is None:
-        # Both copies of an execution carry the same TransactTime, so both land on the same day.
-        trade_date = transact_time[:8]
+        trade_date = _undated_trade_date(msg, transact_time, received_ns if arrived_ns is None else arrived_ns)
     elif not _DATE_RE.match(trade_date):
         raise ValueError(f"invalid tag 75 (TradeDate): {trade_date!r} is not YYYYMMDD")
     poss_dup = _text(msg, 43, False) == "Y" or _text(msg, 97, False) == "Y"

@@ -55,18 +55,21 @@ class ReconService:
         self.rejected_messages = 0
 
     # ------------------------------------------------------------------ input
-    def on_gateway_message(self, msg: FixInput) -> list[Event]:
-        """An ExecutionReport with ExecType F/G/H received from the venue on the order session."""
-        return self._on_message(msg, "gateway")
+    def on_gateway_message(self, msg: FixInput, arrived_ns: int | None = None) -> list[Event]:
+        """An ExecutionReport with ExecType F/G/H received from the venue on the order session.
 
-    def on_dropcopy_message(self, msg: FixInput) -> list[Event]:
+        arrived_ns: when the gateway received it (the event log's stamp), which dates a report that carries
+        neither TransactTime, TradeDate nor SendingTime; default: now."""
+        return self._on_message(msg, "gateway", arrived_ns)
+
+    def on_dropcopy_message(self, msg: FixInput, arrived_ns: int | None = None) -> list[Event]:
         """An ExecutionReport with ExecType F/G/H received on the drop-copy session."""
-        return self._on_message(msg, "dropcopy")
+        return self._on_message(msg, "dropcopy", arrived_ns)
 
-    def _on_message(self, msg: FixInput, source: Source) -> list[Event]:
+    def _on_message(self, msg: FixInput, source: Source, arrived_ns: int | None = None) -> list[Event]:
         with self._lock:
             try:
-                rec = from_fix(msg, source, self._clock())
+                rec = from_fix(msg, source, self._clock(), arrived_ns)
             except ValueError as exc:
                 # Never raise into QuickFIX's callback thread; the line is loud and counted instead.
                 self.rejected_messages += 1

@@ -36,7 +36,6 @@ def test_trade_date_tag_wins_and_poss_dup_flags_are_read() -> None:
     (17, None, "missing tag 17 (ExecID)"),
     (37, None, "missing tag 37 (OrderID)"),
     (55, None, "missing tag 55 (Symbol)"),
-    (60, None, "missing tag 60 (TransactTime)"),
     (32, b"abc", "invalid tag 32 (LastQty): not a number"),
     (32, b"0", "invalid tag 32 (LastQty)"),
     (31, b"nan", "invalid tag 31 (LastPx): not finite"),
