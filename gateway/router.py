@@ -132,6 +132,8 @@ class Router:
         self.unroutable = 0
         # Venue ClOrdIDs of requests QuickFIX refused to (re)send; drained by housekeeping, not under a session mutex.
         self.undelivered: collections.deque[str] = collections.deque()
+        # Of those, the ones the venue's FIX version cannot express, with why (answered as such, not VENUE_DOWN).
+        self.untranslatable: dict[str, str] = {}
 
     # ---------------------------------------------------------------- sessions
     def client_logon(self, sid: fix.SessionID) -> None:
@@ -231,7 +233,7 @@ class Router:
         if defaulted:
             out.setField(fm.ACCOUNT, o.account)
         if not self._send_venue(out):
-            self.undelivered.append(order.venue_cl_ord_id)
+            self._not_sent(order.venue_cl_ord_id)
 
     def _gate_new(self, o: NewOrder) -> Verdict:
         """Checks the gateway itself owns; everything about limits is the risk stage's."""
@@ -305,7 +307,7 @@ class Router:
             assert reply is not None
             self._send_client(reply, skey)
         elif not self._send_venue(out):
-            self.undelivered.append(out.getField(fm.CL_ORD_ID))
+            self._not_sent(out.getField(fm.CL_ORD_ID))
 
     @staticmethod
     def _gate_same_order(msg: fix.Message, order: Order) -> Verdict | None:
@@ -655,7 +657,7 @@ class Router:
                 outs.append(m)
         for m in outs:
             if not self._send_venue(m):
-                self.undelivered.append(m.getField(fm.CL_ORD_ID))
+                self._not_sent(m.getField(fm.CL_ORD_ID))
         if outs:
             log.warning("gateway cancelled open orders", extra={"count": len(outs), "why": why})
         return len(outs)
@@ -683,6 +685,11 @@ class Router:
         return len(outs)
 
     # ---------------------------------------------------------------- undelivered requests
+    def _not_sent(self, venue_cl: str) -> None:
+        """A request QuickFIX did not send: its client is answered now (no session mutex is held here)."""
+        self.undelivered.append(venue_cl)
+        self.drain_undelivered()
+
     def drain_undelivered(self) -> int:
         """Answer the clients of requests that never reached the venue; returns how many were answered."""
         n = 0
@@ -693,7 +700,11 @@ class Router:
                 if req is None or (req.kind == "D" and req.order.status in DONE_STATUSES):
                     continue
                 self._answered(venue_cl)
-                code, detail = "VENUE_DOWN", "venue session dropped before the request was delivered; not sent"
+                why = self.untranslatable.pop(venue_cl, None)
+                if why is not None:
+                    code, detail = "VENUE_VERSION_MISMATCH", f"{why}; not sent"
+                else:
+                    code, detail = "VENUE_DOWN", "venue session dropped before the request was delivered; not sent"
                 self._refusal_event(req, code, detail)
                 reply = self._refusal_reply(req, code, detail)
                 skey = req.order.session
@@ -733,6 +744,7 @@ class Router:
                 # Never send the venue a different order than the client's: the client is told it was not sent.
                 log.error("request cannot be expressed in the venue's FIX version: not sent",
                           extra={"tag": e.tag, "value": e.value, "reason": str(e)})
+                self.untranslatable[fm.get(msg, fm.CL_ORD_ID)] = str(e)
                 return False
         try:
             return bool(fix.Session.sendToTarget(msg, sid))

@@ -112,6 +112,8 @@ _ENTRIES: tuple[Reason, ...] = (
            "no answer from the venue", None, None, "alert"),
     Reason("VENUE_STATUS_UNSUPPORTED", 47, "The venue refused an OrderStatusRequest (35=H); the order stays pending.",
            "venue refused a status request", None, None, "alert"),
+    Reason("VENUE_VERSION_MISMATCH", 48, "The request cannot be expressed in the venue's FIX version; it was not sent.",
+           "not expressible in the venue's FIX version", 0, 2, "gateway"),
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _ENTRIES}
