@@ -395,7 +395,14 @@ class Router:
     def from_venue(self, msg: fix.Message, sid: fix.SessionID) -> None:
         msg_type = msg.getHeader().getField(fm.MSG_TYPE)
         if not self.venue_dialect.identity:
-            msg = translate.inbound(msg, self.venue_dialect)
+            try:
+                msg = translate.inbound(msg, self.venue_dialect)
+            except translate.Untranslatable as e:
+                # The report cannot be read as FIX 4.4 says it: the venue hears so, as FIX asks, and it is logged.
+                log.error("venue message cannot be expressed in FIX 4.4: session reject",
+                          extra={"tag": e.tag, "value": e.value, "reason": str(e),
+                                 "fix": msg.toString().replace("\x01", "|")})
+                raise fix.IncorrectTagValue(e.tag) from None
         if msg_type == "8":
             self._execution_report(msg)
         elif msg_type == "9":
