@@ -6,6 +6,7 @@ status is 0 only when every step went as scripted.
 
 from __future__ import annotations
 
+import random
 import socket
 import tempfile
 import time
@@ -22,10 +23,33 @@ from gateway.venue_sim import SimConfig, VenueSim, load_sim_config
 DEMO_DIR = Path(__file__).resolve().parent.parent / "config" / "demo"
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port on 127.0.0.1 for a listener, below the kernel's ephemeral range and never the same twice in
+    a process. A port the kernel hands out for bind(0) is an ephemeral one, and an outgoing connection (a
+    session reconnecting) could take it between this check and the listener's bind."""
+    top = min(_ephemeral_low(), 32768)
+    for _ in range(1000):
+        port = random.randrange(20000, top)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port between 20000 and {top} on 127.0.0.1")
 
 
 def demo_configs(state: Path, gateway_toml: Path | None = None, sim_toml: Path | None = None
