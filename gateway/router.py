@@ -104,20 +104,21 @@ class Router:
         self.lock = threading.Lock()
         self.id_prefix = id_prefix
         self.clients: dict[str, fix.SessionID] = {}
-        self.accounts: dict[str, frozenset[str]] = {
-            session_key(c.target_comp_id, c.sender_comp_id): frozenset(c.accounts) for c in cfg.acceptor.clients}
-        self.default_account: dict[str, str] = {
-            session_key(c.target_comp_id, c.sender_comp_id): c.default_account
-            for c in cfg.acceptor.clients if c.default_account}
-        # The configured SessionID of every client (a logged-out client's reports still go to its store).
-        self.client_sids: dict[str, fix.SessionID] = {
-            session_key(c.target_comp_id, c.sender_comp_id): fix.SessionID(c.begin_string, c.target_comp_id,
-                                                                          c.sender_comp_id)
-            for c in cfg.acceptor.clients}
+        # Per client session, keyed the way the order path knows it: entitlements, the account used when
+        # Account(1) is absent, the configured SessionID (a logged-out client's reports still go to its
+        # store) and how it speaks.
+        self.accounts: dict[str, frozenset[str]] = {}
+        self.default_account: dict[str, str] = {}
+        self.client_sids: dict[str, fix.SessionID] = {}
+        self.dialects: dict[str, translate.Dialect] = {}
+        for c in cfg.acceptor.clients:
+            key = session_key(c.target_comp_id, c.sender_comp_id)
+            self.accounts[key] = frozenset(c.accounts)
+            if c.default_account:
+                self.default_account[key] = c.default_account
+            self.client_sids[key] = fix.SessionID(c.begin_string, c.target_comp_id, c.sender_comp_id)
+            self.dialects[key] = translate.Dialect(c.begin_string, frozenset(c.extra_tags))
         all_extra = sorted({t for c in cfg.acceptor.clients for t in c.extra_tags} | set(cfg.venue.extra_tags))
-        self.dialects: dict[str, translate.Dialect] = {
-            session_key(c.target_comp_id, c.sender_comp_id): translate.Dialect(c.begin_string, frozenset(c.extra_tags))
-            for c in cfg.acceptor.clients}
         self.venue_dialect = translate.Dialect(cfg.venue.begin_string, frozenset(all_extra))
         # Requests sent to the venue and not yet answered: by venue ClOrdID, and by MsgSeqNum for the venue's
         # session-level Rejects (35=3), which name only the RefSeqNum.
@@ -130,7 +131,8 @@ class Router:
         self.venue_up = False
         self.stopping = False
         self.unroutable = 0
-        # Venue ClOrdIDs of requests QuickFIX refused to (re)send; drained by housekeeping, not under a session mutex.
+        # Venue ClOrdIDs of requests QuickFIX refused to (re)send: answered at once where no session mutex is held
+        # (_not_sent), by housekeeping for those found inside the venue's toApp (a resend being gap-filled).
         self.undelivered: collections.deque[str] = collections.deque()
         # Of those, the ones the venue's FIX version cannot express, with why (answered as such, not VENUE_DOWN).
         self.untranslatable: dict[str, str] = {}
