@@ -5,6 +5,11 @@ it (before an order is sent, before an execution report is forwarded). Once os.w
 kernel's page cache, so a SIGKILL of the daemon loses nothing; `fsync=True` extends that to power loss at the
 price of a disk flush per event. On start the log is replayed to rebuild the order ledger and the risk state;
 the SQLite audit journal is a queryable mirror fed from the same events, off the order path.
+
+The file holds one trading day. A rollover (`roll`) writes the new day's first events (the snapshot of what
+carries over) to `events.log.next`, flushes it, moves the old day's file into the archive and renames the new
+one into place: two renames, each atomic, and a start finishes or discards a rollover a crash interrupted.
+Sequence numbers continue across days, so the journal's keys stay unique.
 """
 
 from __future__ import annotations
@@ -26,14 +31,56 @@ class EventLog:
         self.path = path
         self._fsync = fsync
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._finish_interrupted_roll()
         self._repair_torn_tail()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._lock = threading.Lock()
-        with open(path, "rb") as f:  # sequence numbers are line numbers: count lines, parse nothing
-            self.seq = sum(1 for line in f if line.strip())
+        self.seq = self._last_seq()
         # Called under the log's lock, in sequence order: the journal queue and metrics feed on this.
         self.subscribers: list[Callable[[dict[str, Any]], None]] = []
         self.failed: OSError | None = None
+
+    @property
+    def next_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".next")
+
+    def _finish_interrupted_roll(self) -> None:
+        """A crash between the two renames of `roll` left the new day complete and the old one archived:
+        finish it. A crash before the first rename left the old day in place: the half-written new day goes."""
+        nxt = self.next_path
+        if not nxt.exists():
+            return
+        if self.path.exists():
+            log.warning("event log: discarding an unfinished rollover; the day it would have closed goes on",
+                        extra={"file": str(nxt)})
+            nxt.unlink()
+        else:
+            log.warning("event log: completing a rollover interrupted after the old day was archived",
+                        extra={"file": str(nxt)})
+            os.replace(nxt, self.path)
+            _fsync_dir(self.path.parent)
+
+    def _last_seq(self) -> int:
+        """The sequence number of the last event: read backwards from the end, never the whole day."""
+        with open(self.path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            block = 4096
+            while end > 0:
+                start = max(0, end - block)
+                f.seek(start)
+                data = f.read(end - start)
+                lines = [ln for ln in data.split(b"\n") if ln.strip()]
+                # the first piece may be a partial line unless the block started at the file's beginning
+                for ln in reversed(lines if start == 0 else lines[1:]):
+                    try:
+                        return int(json.loads(ln).get("q", 0))
+                    except ValueError:
+                        continue
+                if start == 0:
+                    return 0
+                block *= 4
+        return 0
 
     def _repair_torn_tail(self) -> None:
         """A crash can only tear the last line; drop it so the next append starts on a line boundary."""
@@ -73,17 +120,60 @@ class EventLog:
                     log.exception("event subscriber failed")
             return self.seq
 
+    def roll(self, first_events: list[dict[str, Any]], archive_to: Path,
+             inside: Callable[[], None] | None = None) -> int:
+        """Begin a new day: `first_events` (numbered on from the old day) start the new file and the old file
+        moves to `archive_to`. Nothing can be appended in between; `inside`, if given, runs under the log's
+        lock after the new file is in place. Returns the sequence number of the last event written."""
+        with self._lock:
+            seq = self.seq
+            lines = []
+            for ev in first_events:
+                seq += 1
+                ev["q"] = seq
+                lines.append(_dumps(ev) + "\n")
+            nxt = self.next_path
+            fd = os.open(nxt, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
+                os.write(fd, "".join(lines).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.fsync(self._fd)
+            archive_to.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path, archive_to)
+            os.replace(nxt, self.path)
+            _fsync_dir(self.path.parent)
+            _fsync_dir(archive_to.parent)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o640)
+            self.seq = seq
+            if inside is not None:
+                inside()
+            for ev in first_events:
+                for fn in self.subscribers:
+                    try:
+                        fn(ev)
+                    except Exception:
+                        log.exception("event subscriber failed")
+            return seq
+
     def replay(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
+        return self.read(self.path)
+
+    @staticmethod
+    def read(path: Path) -> Iterator[dict[str, Any]]:
+        """The events of one day's file (the current one, or an archived one)."""
+        if not path.exists():
             return
-        with open(self.path, "rb") as f:
+        with open(path, "rb") as f:
             for line_no, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
                     yield json.loads(line)
                 except ValueError as e:
-                    raise ValueError(f"{self.path}:{line_no}: unreadable event ({e}); refusing to rebuild state") from None
+                    raise ValueError(f"{path}:{line_no}: unreadable event ({e}); refusing to rebuild state") from None
 
     def close(self) -> None:
         with self._lock:
@@ -91,3 +181,11 @@ class EventLog:
                 os.fsync(self._fd)
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

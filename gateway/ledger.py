@@ -42,6 +42,7 @@ class Order:
     cum_qty: float = 0.0
     avg_px: float = 0.0
     pending: str = ""  # venue ClOrdID of an outstanding cancel/replace request
+    tif: str = ""  # TimeInForce(59) as the client sent it; "" and "0" are DAY
 
     @property
     def leaves_qty(self) -> float:
@@ -50,6 +51,10 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status not in DONE_STATUSES
+
+    @property
+    def is_day(self) -> bool:
+        return self.tif in ("", "0")
 
 
 @dataclass(slots=True)
@@ -72,23 +77,27 @@ class Ledger:
     by_venue: dict[str, Request] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
     exec_ids: set[str] = field(default_factory=set)  # fills, corrections and busts applied (resend guard)
-    fills: dict[str, tuple[float, float]] = field(default_factory=dict)  # ExecID -> (qty, px), for G/H
+    # ExecID -> (qty, px, order number): what a bust or correction undoes, and which fills a rollover carries
+    fills: dict[str, tuple[float, float, int]] = field(default_factory=dict)
     rejected_ids: set[tuple[str, str]] = field(default_factory=set)  # ClOrdIDs the gateway refused
+    # ClOrdIDs of the previous trading day, for sessions whose ClOrdIDs must stay unique across the boundary
+    prior_ids: set[tuple[str, str]] = field(default_factory=set)
     open: dict[int, Order] = field(default_factory=dict)  # kept as orders move: status must not scan history
     next_number: int = 1
     next_request: int = 0  # numbers venue ClOrdIDs; restored from the event log on restart
 
     def is_duplicate(self, session: str, cl_ord_id: str) -> bool:
         key = (session, cl_ord_id)
-        return key in self.by_client or key in self.rejected_ids
+        return key in self.by_client or key in self.rejected_ids or key in self.prior_ids
 
     def find(self, session: str, cl_ord_id: str) -> Order | None:
         req = self.by_client.get((session, cl_ord_id))
         return req.order if req else None
 
     def add_new(self, session: str, cl: str, venue_cl: str, account: str, symbol: str, side: str,
-                ord_type: str, qty: float, price: float, slot: int) -> Order:
-        order = Order(self.next_number, session, account, symbol, side, ord_type, qty, price, cl, venue_cl, slot)
+                ord_type: str, qty: float, price: float, slot: int, tif: str = "") -> Order:
+        order = Order(self.next_number, session, account, symbol, side, ord_type, qty, price, cl, venue_cl, slot,
+                      tif=tif)
         self.next_number += 1
         self.orders[order.number] = order
         self.open[order.number] = order

@@ -11,6 +11,7 @@ import math
 from typing import Any, Iterable, Protocol
 
 from gateway.ledger import REJECTED, Ledger, Order, Request
+from gateway.trading_day import restore_order
 
 log = logging.getLogger("fixgw.lifecycle")
 
@@ -21,6 +22,8 @@ class RiskHooks(Protocol):
     def replay_sent(self, order: Order) -> int: ...
     def apply(self, order: Order, req: Request, ev: Event) -> None: ...
     def apply_admin(self, ev: Event) -> None: ...
+    def restore(self, ev: Event) -> None: ...
+    def restore_order(self, order: Order, pending: Request | None) -> int: ...
 
 
 def apply_execution(ledger: Ledger, req: Request, ev: Event) -> None:
@@ -33,13 +36,13 @@ def apply_execution(ledger: Ledger, req: Request, ev: Event) -> None:
     if exec_type in ("F", "G", "H"):
         ledger.exec_ids.add(exec_id)
     if exec_type == "F":
-        ledger.fills[exec_id] = (float(ev["lq"]), float(ev["lp"]))
+        ledger.fills[exec_id] = (float(ev["lq"]), float(ev["lp"]), order.number)
     elif exec_type in ("G", "H"):
         ref = str(ev.get("ref") or "")
         if exec_type == "H":
             ledger.fills.pop(ref, None)
         elif ref in ledger.fills and ev.get("lq") is not None and ev.get("lp") is not None:
-            ledger.fills[ref] = (float(ev["lq"]), float(ev["lp"]))
+            ledger.fills[ref] = (float(ev["lq"]), float(ev["lp"]), order.number)
     if ev.get("cum") is not None:
         order.cum_qty = float(ev["cum"])
     if ev.get("avg") is not None:
@@ -80,7 +83,7 @@ def replay(events: Iterable[Event], ledger: Ledger, risk: RiskHooks | None) -> i
         if kind == "N":
             price = math.nan if ev["px"] is None else float(ev["px"])
             order = ledger.add_new(ev["s"], ev["cl"], ev["v"], ev["a"], ev["sym"], ev["side"], ev["t"],
-                                   float(ev["qty"]), price, -1)
+                                   float(ev["qty"]), price, -1, str(ev.get("tif") or ""))
             if risk is not None:
                 order.slot = risk.replay_sent(order)
         elif kind in ("G", "F"):
@@ -109,6 +112,17 @@ def replay(events: Iterable[Event], ledger: Ledger, risk: RiskHooks | None) -> i
         elif kind == "DEC":
             # A rejected request still used its ClOrdID: a second use is a duplicate after a restart too.
             ledger.rejected_ids.add((ev["s"], ev["cl"]))
+        elif kind == "OPEN":  # carried from the previous trading day
+            order, pending = restore_order(ledger, ev)
+            if risk is not None:
+                order.slot = risk.restore_order(order, pending)
+        elif kind == "IDS":
+            ledger.prior_ids.update((ev["s"], cl) for cl in ev["ids"])
+        elif kind in ("MARK", "POS", "CASH", "SW"):
+            if risk is not None:
+                risk.restore(ev)
+        elif kind == "INIT" and ev.get("n0"):
+            ledger.next_number = max(ledger.next_number, int(ev["n0"]))
         if "r" in ev:
             ledger.next_request = max(ledger.next_request, int(ev["r"]))
     return n

@@ -39,7 +39,7 @@ _ACCEPT = Verdict()
 
 
 class RiskStage:
-    def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float]],
+    def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float, int]],
                  max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns) -> None:
         self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
         self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders)
@@ -150,7 +150,7 @@ class RiskStage:
         if from_ledger is None:
             log.error("bust/correction of a fill the gateway does not know", extra={"ref": ev.get("ref")})
             return
-        old_qty, old_px = from_ledger
+        old_qty, old_px = from_ledger[0], from_ledger[1]
         e = self.engine
         acc, ins, side = e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side]
         if x == "H":
@@ -200,6 +200,78 @@ class RiskStage:
         if idx < 0:
             raise ValueError(f"unknown {scope} {name!r}")
         (e.set_kill if switch == "kill" else e.set_reduce_only)(scope, idx, state == "on")
+
+    # ---------------------------------------------------------------- trading days
+    def new_day(self) -> None:
+        """A fresh engine for the next trading day; the carried events then restore what carries over."""
+        self.engine = self.engine.fresh()
+
+    def carry(self, kill: bool, reduce_only: bool) -> list[dict[str, Any]]:
+        """Marks, positions, cash (daily P&L restarts from the equity now) and switches as carried events."""
+        e = self.engine
+        out: list[dict[str, Any]] = []
+        for i, sym in enumerate(e.instrument_symbols):
+            px = e.last_fill_price(i)
+            if px > 0:
+                out.append({"e": "MARK", "sym": sym, "px": px})
+        for a, acc in enumerate(e.account_names):
+            for i, sym in enumerate(e.instrument_symbols):
+                qty = e.position(a, i)
+                if qty != 0:
+                    out.append({"e": "POS", "a": acc, "sym": sym, "qty": qty, "avg": e.avg_cost(a, i)})
+        for a, acc in enumerate(e.account_names):
+            out.append({"e": "CASH", "a": acc, "cash": e.cash(a), "base": e.equity(a)})
+        for switch, wanted in (("kill", kill), ("reduce_only", reduce_only)):
+            if not wanted:
+                continue
+            state = e.kill_state if switch == "kill" else e.reduce_only_state
+            if state("global"):
+                out.append({"e": "SW", "action": f"{switch} on", "scope": "global"})
+            for scope, names in (("account", e.account_names), ("instrument", e.instrument_symbols)):
+                for n, name in enumerate(names):
+                    if state(scope, n):
+                        out.append({"e": "SW", "action": f"{switch} on", "scope": f"{scope}:{name}"})
+        return out
+
+    def restore(self, ev: dict[str, Any]) -> None:
+        """One carried MARK, POS, CASH or SW event; a name the configuration no longer has is logged, not fatal."""
+        e = self.engine
+        kind = ev["e"]
+        try:
+            if kind == "MARK":
+                e.set_last_fill_price(self._index(e.instrument_index, ev["sym"]), float(ev["px"]))
+            elif kind == "POS":
+                e.load_position(self._index(e.account_index, ev["a"]), self._index(e.instrument_index, ev["sym"]),
+                                float(ev["qty"]), float(ev["avg"]))
+            elif kind == "CASH":
+                base = ev.get("base")
+                e.set_account_money(self._index(e.account_index, ev["a"]), float(ev["cash"]),
+                                    None if base is None else float(base))
+            elif kind == "SW":
+                self.apply_admin(ev)
+        except (ValueError, IndexError) as exc:
+            log.error("carried state does not apply to this configuration", extra={"event": kind, "error": str(exc)})
+
+    @staticmethod
+    def _index(lookup: Callable[[str], int], name: str) -> int:
+        n = lookup(name)
+        if n < 0:
+            raise ValueError(f"unknown name {name!r}")
+        return n
+
+    def restore_order(self, order: Order, pending: Request | None) -> int:
+        e = self.engine
+        try:
+            pend_qty = pending.qty if pending is not None and pending.kind == "G" else 0.0
+            pend_px = pending.price if pending is not None and pending.kind == "G" else None
+            return e.restore_order(self._index(e.account_index, order.account),
+                                   self._index(e.instrument_index, order.symbol), SIDE[order.side], order.qty,
+                                   order.cum_qty, None if order.ord_type == "1" else order.price,
+                                   self.session_idx.get(order.session, 0), order.status != "A", pend_qty,
+                                   None if order.ord_type == "1" else pend_px)
+        except (ValueError, IndexError, RuntimeError, KeyError) as exc:
+            log.error("carried order holds no reservation", extra={"order": order.number, "error": str(exc)})
+            return -1
 
     def swap_config(self, new_cfg: RiskConfig) -> str:
         """New limits and reference data, positions and open orders kept; raises ValueError and keeps the old."""

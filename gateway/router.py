@@ -201,6 +201,7 @@ class Router:
                      fm.get_float(msg, fm.PRICE))
         if self._already_decided(msg, skey, o.cl_ord_id):
             return
+        tif = fm.get(msg, fm.TIME_IN_FORCE)
         with self.lock:
             t0 = time.perf_counter_ns()
             duplicate = self.ledger.is_duplicate(skey, o.cl_ord_id)
@@ -221,12 +222,13 @@ class Router:
                 slot = self.risk.on_sent(o) if self.risk is not None else -1
                 venue_cl = self._next_venue_id()
                 order = self.ledger.add_new(skey, o.cl_ord_id, venue_cl, o.account, o.symbol, o.side, o.ord_type,
-                                            o.qty, o.price, slot)
+                                            o.qty, o.price, slot, tif)
                 self.events.append({"e": "N", "r": self.ledger.next_request, "s": skey, "cl": o.cl_ord_id,
                                     "v": venue_cl, "n": order.number, "a": o.account, "sym": o.symbol,
                                     "side": o.side, "t": o.ord_type, "qty": o.qty, "px": _num(o.price),
                                     "w": verdict.warnings, "lv": self._limits_version, "ck": ck,
-                                    "ts": time.time_ns(), **({"da": 1} if defaulted else {})})
+                                    "ts": time.time_ns(), **({"da": 1} if defaulted else {}),
+                                    **({"tif": tif} if tif else {})})
         if order is None:
             self._send_client(reply, skey)
             return

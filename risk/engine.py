@@ -235,6 +235,58 @@ class RiskEngine:
         if K.load_position(self._f, self._ib, account_idx, instr_idx, float(qty), float(avg_px)) != K.S_OK:
             raise ValueError(f"invalid position ({account_idx}, {instr_idx}, {qty}, {avg_px})")
 
+    def restore_order(self, account_idx: int, instr_idx: int, side: int, qty: float, cum_qty: float,
+                      price: float | None, session_idx: int, acknowledged: bool, pending_qty: float = 0.0,
+                      pending_price: float | None = None) -> int:
+        """An order carried into a new trading day: its slot holds exactly the leaves it held before
+        (cum_qty already filled, a pending replace's larger size), with no effect on positions."""
+        if not (0.0 <= cum_qty < qty):
+            raise ValueError(f"restore_order: cum_qty {cum_qty} must be in [0, {qty})")
+        slot = self.on_sent(account_idx, instr_idx, side, qty, price, session_idx)
+        o = self._ord[slot]
+        before = qty
+        o[K.O_CUM] = cum_qty
+        if pending_qty > 0:
+            o[K.O_STATE] = K.ST_PENDING_REPLACE
+            o[K.O_PQTY] = pending_qty
+            o[K.O_PPX] = NAN if pending_price is None else pending_price
+        elif acknowledged:
+            o[K.O_STATE] = K.ST_LIVE
+        after = max(max(qty, pending_qty) - cum_qty, 0.0) if pending_qty > 0 else qty - cum_qty
+        K._reserve(self._f, self._ib, account_idx, instr_idx, float(o[K.O_SIDE]), after - before)
+        return slot
+
+    def set_account_money(self, account_idx: int, cash: float, pnl_base: float | None = None) -> None:
+        """Cash carried into a new trading day; daily P&L is measured from pnl_base (default: cash)."""
+        if not (0 <= account_idx < len(self._acc)) or not math.isfinite(cash):
+            raise ValueError(f"invalid cash {cash!r} for account {account_idx}")
+        row = self._acc[account_idx]
+        row[K.A_CASH] = cash
+        row[K.A_PNL_BASE] = cash if pnl_base is None else pnl_base
+        row[K.A_REALISED] = 0.0
+
+    def set_last_fill_price(self, instr_idx: int, px: float) -> None:
+        """The last trade price carried into a new trading day (the mark until a fill or market data)."""
+        if not (0 <= instr_idx < self._n_ins) or not (px > 0 and math.isfinite(px)):
+            raise ValueError(f"invalid last price {px!r} for instrument {instr_idx}")
+        self._ins[instr_idx, K.I_LAST_FILL] = px
+        K.rebuild(self._f, self._ib)
+
+    def last_fill_price(self, instr_idx: int) -> float:
+        return float(self._ins[instr_idx, K.I_LAST_FILL])
+
+    def live_reference_price(self, instr_idx: int) -> float:
+        return float(self._ins[instr_idx, K.I_REF_LIVE])
+
+    def open_orders(self) -> list[tuple[int, float, float]]:
+        """(slot, leaves reserved, cum_qty) of every live slot: what a rollover checks against the ledger."""
+        out = []
+        for slot in np.flatnonzero(self._ord[:, K.O_STATE] != K.ST_FREE):
+            o = self._ord[slot]
+            q = max(o[K.O_QTY], o[K.O_PQTY]) if o[K.O_STATE] == K.ST_PENDING_REPLACE else o[K.O_QTY]
+            out.append((int(slot), float(max(q - o[K.O_CUM], 0.0)), float(o[K.O_CUM])))
+        return out
+
     def set_reference_price(self, instr_idx: int, px: float) -> None:
         """Live market data; positive and finite or ValueError (a bad tick must not poison marks)."""
         if self._ep_ref(self._f, self._ib, instr_idx, px) != K.S_OK:
@@ -363,6 +415,10 @@ class RiskEngine:
             raise ValueError("snapshot was taken from an engine of another shape")
         np.copyto(self._f, f)
         np.copyto(self._ib, ib)
+
+    def fresh(self) -> RiskEngine:
+        """A new engine on the same configuration: flat book, no orders, empty rate windows, no switches."""
+        return RiskEngine(self.cfg, self.n_sessions, self.max_orders)
 
     def copy(self) -> RiskEngine:
         return RiskEngine(self.cfg, self.n_sessions, self.max_orders, _buffers=self.snapshot())

@@ -152,6 +152,40 @@ class Reconciler:
             rows.append(PositionDiff(account, symbol, g, d, round(g - d, 10) + 0.0))
         return rows
 
+    def evict_settled(self) -> int:
+        """Forget what a new trading day no longer needs: fills matched on both sides with no amendment and no
+        open break, and resolved breaks. The store keeps all of it (reports are recomputed from the store);
+        what stays in memory is what can still change. Returns the pairs forgotten."""
+        open_ids = {bid for bid, b in self._breaks.items() if b.is_open}
+        open_roots = {root for (root, _), bid in self._mismatch.items() if bid in open_ids}
+        n = 0
+        for entry in list(self._entries["gateway"].values()):
+            other = entry.partner
+            if (other is None or entry.rec.exec_type != "F" or other.rec.exec_type != "F"
+                    or entry.presence_break or other.presence_break or entry.rec.exec_id in open_roots
+                    or self._children["gateway"].get(entry.rec.exec_id)
+                    or self._children["dropcopy"].get(other.rec.exec_id)):
+                continue
+            for src, e in (("gateway", entry), ("dropcopy", other)):
+                self._entries[src].pop(e.rec.key, None)  # type: ignore[index]
+                if self._by_exec[src].get(e.rec.exec_id) is e:  # type: ignore[index]
+                    del self._by_exec[src][e.rec.exec_id]  # type: ignore[index]
+                for token in self._order_tokens(e.rec):
+                    same = self._orders[src].get(token)  # type: ignore[index]
+                    if same is not None:
+                        same[:] = [x for x in same if x is not e]
+                        if not same:
+                            del self._orders[src][token]  # type: ignore[index]
+                self._dups.pop((src, e.rec.exec_id, e.rec.exec_type), None)  # type: ignore[arg-type]
+            n += 1
+        for bid in [bid for bid, b in self._breaks.items() if not b.is_open]:
+            del self._breaks[bid]
+        self._mismatch = {k: v for k, v in self._mismatch.items() if v in open_ids}
+        live = [h for h in self._heap if self._entries[h[2].rec.source].get(h[2].rec.key) is h[2]]
+        heapq.heapify(live)
+        self._heap = live
+        return n
+
     # ----------------------------------------------------------------- internals
     def _add(self, rec: FillRecord, source: Source) -> list[Event]:
         if rec.source != source:

@@ -124,6 +124,11 @@ class ReconService:
         with self._lock:
             self._days.pop(trade_date, None)
 
+    def new_trading_day(self) -> int:
+        """A trading day ended: every day in memory forgets its settled pairs (they stay in the store)."""
+        with self._lock:
+            return sum(day.evict_settled() for day in self._days.values())
+
     def rebuild(self, trade_dates: Iterable[str] | None = None) -> list[Event]:
         """After a restart: replay the stored fills of the given days (default: all in the store) and tick
         to now. Returns, logs and persists only what the break table did not already record, i.e. breaks
