@@ -42,6 +42,9 @@ class FixSessionPolicy(_Strict):
     timestamp_precision: Literal[0, 3, 6, 9] = 3
     # SendingTime(52) further than this from our clock is a session Reject (SessionRejectReason 10).
     max_latency_s: Annotated[int, Field(ge=1, le=86_400)] = 120
+    # The agreement starts each trading day at MsgSeqNum 1: at the rollover the session is logged out, its
+    # store is reset and its message log archived with the day, and it logs on again.
+    rollover_reset: bool = False
     extra_tags: list[ExtraTag] = Field(default_factory=list)
 
     @property
@@ -111,6 +114,9 @@ class RiskFiles(_Strict):
     accounts: Path
     limits: Path
     scenarios: Path | None = None
+    # Start-of-day positions and cash (CSV: account,symbol,quantity,average_price); read when a day begins
+    # without a snapshot of the previous one, and compared with the snapshot at every rollover.
+    positions: Path | None = None
 
 
 class ReconSettings(_Strict):
@@ -120,6 +126,30 @@ class ReconSettings(_Strict):
     price_tolerance: Annotated[float, Field(ge=0)] = 1e-9
     end_of_day_utc: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = None
     report_dir: Path = Path("reports")  # relative: under the state folder
+
+
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class TradingDaySettings(_Strict):
+    """When a trading day ends and what the next one inherits (see docs/operations.md, Trading days)."""
+
+    rollover_at: HHMM | None = None  # local time in time_zone; None: only `fixgw admin rollover`
+    time_zone: str = "UTC"
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 30  # archived days kept under <state_dir>/archive
+    carry_kill_switches: bool = True  # a kill switch stays on until an operator turns it off
+    carry_reduce_only: bool = True
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/London)") from None
+        return v
 
 
 class MetricsSettings(_Strict):
@@ -151,6 +181,7 @@ class GatewayConfig(_Strict):
     dropcopy: InitiatorSettings | None = None
     risk: RiskFiles | None = None
     reconciliation: ReconSettings = ReconSettings()
+    trading_day: TradingDaySettings = TradingDaySettings()
     metrics: MetricsSettings = MetricsSettings()
     source: Path | None = Field(default=None, exclude=True)
 
@@ -168,6 +199,10 @@ class GatewayConfig(_Strict):
     def admin_socket(self) -> Path:
         p = self.gateway.admin_socket
         return p if p.is_absolute() else self.state_dir / p
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.state_dir / "archive"
 
     @property
     def report_dir(self) -> Path:
@@ -210,8 +245,9 @@ def parse_config(data: dict[str, object], path: Path) -> GatewayConfig:
             accounts=_resolve(base, risk.accounts),
             limits=_resolve(base, risk.limits),
             scenarios=_resolve(base, risk.scenarios) if risk.scenarios else None,
+            positions=_resolve(base, risk.positions) if risk.positions else None,
         )
-        for name in ("instruments", "accounts", "limits", "scenarios"):
+        for name in ("instruments", "accounts", "limits", "scenarios", "positions"):
             p = getattr(risk, name)
             if p is not None and not p.is_file():
                 raise ConfigError(str(path), f"risk.{name}", f"file not found: {p}")

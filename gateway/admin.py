@@ -37,6 +37,7 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
         "recon_open_breaks": ({getattr(k, "value", str(k)): v for k, v in gw.recon.open_counts().items()}
                               if gw.recon_feed.enabled else "reconciliation off: no drop-copy session"),
         "unroutable_reports": r.unroutable,
+        "trading_day": trading_day_status(gw),
     }
     now = time.monotonic()
     with r.lock:
@@ -75,6 +76,19 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
                     reduce["instruments"].append(sym)
             out.update(positions=positions, utilisation=util, kill_switch=kill, reduce_only=reduce)
     return out
+
+
+def trading_day_status(gw: Gateway) -> dict[str, Any]:
+    from gateway import trading_day as td
+
+    tdc = gw.cfg.trading_day
+    archive = gw.cfg.archive_dir
+    days = sorted(p.name for p in archive.iterdir() if p.is_dir()) if archive.is_dir() else []
+    nxt = td.next_rollover(gw.clock(), tdc.rollover_at, tdc.time_zone) if tdc.rollover_at else None
+    return {"day": gw.trading_day, "started": gw.day_started.isoformat(), "time_zone": tdc.time_zone,
+            "next_rollover": nxt.isoformat() if nxt else "on demand only (fixgw admin rollover)",
+            "archived_days": days, "retention_days": tdc.retention_days,
+            "event_log_bytes": td.disk_usage(gw.events.path), "archive_bytes": td.disk_usage(archive)}
 
 
 def parse_scope(text: str) -> tuple[str, str]:
@@ -164,10 +178,13 @@ class AdminServer:
                 raise ValueError("who and why are required for every operator action")
             return {"ok": True, **await asyncio.to_thread(session_switch, gw, cmd, str(req.get("session", "")),
                                                           who, why)}
+        if cmd == "rollover":
+            return {"ok": True, **await asyncio.to_thread(gw.rollover, who, why)}
         if cmd == "seq_reset":
             return {"ok": True, **await asyncio.to_thread(gw.seq_reset, str(req.get("session", "")),
                                                           req.get("next_sender"), req.get("next_target"), who, why)}
-        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, reload, logout, logon, seq_reset")
+        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, reload, logout, logon, seq_reset, "
+                         "rollover")
 
 
 def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def _journal(args: argparse.Namespace) -> int:
     else:
         path = Path(args.db)
     try:
-        rows = query(path, args.table, args.account, args.code, args.since, args.until, args.limit)
+        rows = query(path, args.table, args.account, args.code, args.since, args.until, args.limit, args.date)
     except (ValueError, FileNotFoundError) as e:
         print(f"fixgw journal: {e}", file=sys.stderr)
         return 2
@@ -98,7 +98,7 @@ def _admin(args: argparse.Namespace) -> int:
     if args.action != "status":
         req.update(who=args.who or getpass.getuser(), why=args.why)
     try:
-        answer = request(path, req)
+        answer = request(path, req, timeout=120.0 if args.action == "rollover" else 30.0)
     except OSError as e:
         print(f"fixgw admin: cannot reach the gateway at {path}: {e.strerror or e}", file=sys.stderr)
         return 2
@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--code", help="reason code (rejects) or warning code (warns)")
     s.add_argument("--since", help="ISO-8601 time, UTC unless an offset is given")
     s.add_argument("--until", help="ISO-8601 time (exclusive)")
+    s.add_argument("--date", type=_trade_date, help="trading day YYYYMMDD (the journal keeps every day)")
     s.add_argument("--limit", type=int)
     s.add_argument("--format", choices=("table", "csv", "json"), default="table")
     s.set_defaults(fn=_journal)
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         a.add_argument("state", choices=("on", "off"))
         a.add_argument("--scope", required=True, help="global, account:ACC or instrument:SYMBOL")
     acts.add_parser("reload", help="reload limits and reference data (the old stay if the new are invalid)")
+    acts.add_parser("rollover", help="end the trading day now: carry open orders and positions, archive the day")
     for name in ("logout", "logon"):
         a = acts.add_parser(name, help=f"{name} a FIX session, e.g. FIXGW->OMS1")
         a.add_argument("session")

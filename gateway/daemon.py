@@ -143,6 +143,32 @@ async def end_of_day(gw: Gateway, at_utc: str, clock: Callable[[], dt.datetime] 
             return paths
 
 
+async def trading_day_rollover(gw: Gateway) -> None:
+    """[trading_day] rollover_at, every day; a rollover missed while the gateway was down runs at once."""
+    from gateway import trading_day as td
+
+    tdc = gw.cfg.trading_day
+    at = tdc.rollover_at or ""
+    last_due = td.next_rollover(gw.clock() - dt.timedelta(days=1), at, tdc.time_zone)
+    if gw.day_started < last_due <= gw.clock():
+        await _roll(gw, f"rollover_at {at} {tdc.time_zone} passed while the gateway was down")
+    while True:
+        now = gw.clock()
+        due = td.next_rollover(now, at, tdc.time_zone)
+        await asyncio.sleep((due - now).total_seconds())
+        await _roll(gw, f"rollover_at {at} {tdc.time_zone}")
+
+
+async def _roll(gw: Gateway, why: str) -> None:
+    try:
+        res = await asyncio.to_thread(gw.rollover, "scheduler", why)
+        log.info("scheduled rollover done", extra={"day": res["day"], "seconds": res["seconds"]})
+    except Exception:
+        gw.alert("ROLLOVER_FAILED")
+        log.exception("ROLLOVER_FAILED: the trading day did not roll over; the old day goes on; see "
+                      "docs/runbooks/ROLLOVER_FAILED.md")
+
+
 async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = None,
                 admin_path: Path | None = None, reload_flag: asyncio.Event | None = None) -> int:
     """Run until `stop` is set (exit 0) or the order path fails for good (exit 1)."""
@@ -161,6 +187,8 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
         interval = notifier.watchdog_interval_s
         if interval is not None:
             sup.spawn("watchdog", lambda: watchdog(gw, notifier, interval))
+        if gw.cfg.trading_day.rollover_at:
+            sup.spawn("rollover", lambda: trading_day_rollover(gw))
         if gw.cfg.reconciliation.end_of_day_utc:
             sup.spawn("end-of-day", lambda: end_of_day(gw, gw.cfg.reconciliation.end_of_day_utc or ""))
         reload_flag = reload_flag or asyncio.Event()

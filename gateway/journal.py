@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS fills (
     last_qty REAL, last_px REAL, order_id TEXT
 );
 CREATE INDEX IF NOT EXISTS fills_account_ts ON fills (account, ts);
+CREATE TABLE IF NOT EXISTS trading_days (
+    q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, day TEXT NOT NULL, previous_day TEXT
+);
 CREATE TABLE IF NOT EXISTS admin (
     q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, action TEXT NOT NULL, scope TEXT, who TEXT, why TEXT,
     detail TEXT
@@ -44,6 +47,7 @@ DECISION_COLS = ("q", "ts", "kind", "session", "account", "cl_ord_id", "orig_cl_
 FILL_COLS = ("q", "ts", "session", "account", "cl_ord_id", "venue_cl_ord_id", "symbol", "side", "exec_id",
              "exec_type", "exec_ref_id", "last_qty", "last_px", "order_id")
 ADMIN_COLS = ("q", "ts", "action", "scope", "who", "why", "detail")
+DAY_COLS = ("q", "ts", "day", "previous_day")
 _STOP = object()
 BATCH_S = 0.02
 
@@ -75,6 +79,8 @@ def project(ev: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
         return "fills", (ev["q"], ev["ts"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("v"), ev.get("sym"),
                          ev.get("side"), ev.get("id"), ev.get("x"), ev.get("ref"), ev.get("lq"), ev.get("lp"),
                          ev.get("oid"))
+    if e == "INIT" and ev.get("day"):  # where each trading day begins: `fixgw journal --date` reads it
+        return "trading_days", (ev["q"], ev["ts"], ev["day"], ev.get("previous"))
     if e == "ADM":
         return "admin", (ev["q"], ev["ts"], ev.get("action"), ev.get("scope"), ev.get("who"), ev.get("why"),
                          json.dumps(ev.get("detail")) if ev.get("detail") is not None else None)
@@ -85,6 +91,7 @@ _INSERT = {
     "decisions": f"INSERT OR IGNORE INTO decisions ({','.join(DECISION_COLS)}) VALUES ({','.join('?' * len(DECISION_COLS))})",
     "fills": f"INSERT OR IGNORE INTO fills ({','.join(FILL_COLS)}) VALUES ({','.join('?' * len(FILL_COLS))})",
     "admin": f"INSERT OR IGNORE INTO admin ({','.join(ADMIN_COLS)}) VALUES ({','.join('?' * len(ADMIN_COLS))})",
+    "trading_days": f"INSERT OR IGNORE INTO trading_days ({','.join(DAY_COLS)}) VALUES (?,?,?,?)",
 }
 
 
@@ -114,7 +121,7 @@ class Journal:
 
     def last_q(self) -> int:
         return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
-                    for t in ("decisions", "fills", "admin")), default=0)
+                    for t in ("decisions", "fills", "admin", "trading_days")), default=0)
 
     def catch_up(self, events: Iterable[dict[str, Any]]) -> int:
         """Insert rows for events the journal missed (a crash between the event log and the journal)."""

@@ -37,10 +37,16 @@ def iso(ns: int) -> str:
 
 
 def query(path: Path, table: str = "decisions", account: str | None = None, code: str | None = None,
-          since: str | None = None, until: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+          since: str | None = None, until: str | None = None, limit: int | None = None,
+          day: str | None = None) -> list[dict[str, Any]]:
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}: one of {', '.join(TABLES)}")
-    where, args = [], []
+    where: list[str] = []
+    args: list[Any] = []
+    if day:
+        lo, hi = day_range(path, day)
+        where.append("q >= ? AND q < ?")
+        args += [lo, hi]
     if account:
         if table == "admin":
             raise ValueError("--account does not apply to admin actions")
@@ -70,6 +76,23 @@ def query(path: Path, table: str = "decisions", account: str | None = None, code
     for r in rows:
         r["time"] = iso(r["ts"])
     return rows
+
+
+def day_range(path: Path, day: str) -> tuple[int, int]:
+    """The event sequence numbers of a trading day: from its first event to the next day's first."""
+    db = open_readonly(path)
+    try:
+        try:
+            starts = list(db.execute("SELECT q, day FROM trading_days ORDER BY q"))
+        except sqlite3.Error as e:
+            raise ValueError(f"{path}: {e}") from None
+    finally:
+        db.close()
+    for n, (q, d) in enumerate(starts):
+        if d == day:
+            return int(q), int(starts[n + 1][0]) if n + 1 < len(starts) else 2 ** 62
+    known = ", ".join(d for _, d in starts) or "none yet"
+    raise ValueError(f"no trading day {day} in the journal (days: {known})")
 
 
 def render(rows: list[dict[str, Any]], table: str, fmt: str) -> str:

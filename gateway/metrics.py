@@ -37,6 +37,7 @@ class Metrics:
         self.unroutable = Gauge("fixgw_unroutable_reports", "Venue reports for unknown orders", registry=r)
         self.recon_open = Gauge("fixgw_recon_open_breaks", "Open reconciliation breaks by type", ["type"], registry=r)
         self.alerts = Counter("fixgw_alerts", "Alerts raised, by code", ["code"], registry=r)
+        self.rollovers = Counter("fixgw_trading_day_rollovers", "Trading-day rollovers done", registry=r)
         self.task_restarts = Counter("fixgw_task_restarts", "Control-plane tasks restarted after a failure",
                                      ["task"], registry=r)
         self._new = self.accepted.labels("new")

@@ -4,6 +4,7 @@ with the risk stage, the audit journal, metrics and live reconciliation attached
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import logging
 import threading
 import time
@@ -12,6 +13,7 @@ from typing import Any
 
 import quickfix as fix
 
+from config.positions import load_positions
 from config.risk_models import RiskConfig, load_risk_config
 from config.settings import FixSessionPolicy, GatewayConfig
 from gateway import fixmsg as fm
@@ -25,6 +27,8 @@ from gateway.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
 from gateway.recon.events import Event as ReconEvent
 from gateway.recon_feed import ReconFeed, reconciliation_off_reason
+from gateway import rollover as rollover_mod
+from gateway import trading_day as td
 from gateway.risk_stage import SIDE, RiskStage
 from gateway.router import Router, session_key
 
@@ -50,23 +54,31 @@ def session_spec(policy: FixSessionPolicy, sender: str, target: str, host: str |
                           max_latency_s=policy.max_latency_s, extra_tags=tuple(policy.extra_tags))
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 class Gateway:
-    def __init__(self, cfg: GatewayConfig) -> None:
+    def __init__(self, cfg: GatewayConfig, clock: Any = _utc_now) -> None:
         self.cfg = cfg
+        self.clock = clock  # the trading-day calendar's clock (tests move it; QuickFIX keeps its own)
         state = cfg.state_dir
         state.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
+        self.rollover_lock = threading.Lock()
         self.events = EventLog(state / "events.log")
-        history = list(self.events.replay())  # read once: the ledger, journal and reconciliation rebuild from it
-        prefix = self._id_prefix(history)
+        # Read once, today's segment only: the ledger, journal and reconciliation rebuild from it.
+        history = list(self.events.replay())
         ledger = Ledger()
         sessions = [session_key(c.target_comp_id, c.sender_comp_id) for c in cfg.acceptor.clients]
         risk_cfg = load_risk(cfg)
         self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders)
                      if risk_cfg is not None else None)
+        prefix = self._begin(history, risk_cfg)
+        self.trading_day, self.day_started = self._day_of(history)
         t0 = time.monotonic()
         replayed = replay(history, ledger, self.risk)
-        self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix, alert=self._alert)
+        self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix, alert=self.alert)
         # Orders logged as sent whose fate the venue never told us (a crash between log and send, or lost
         # reports): once the venue has logged on and replayed its resends, ask it about each.
         self._unconfirmed = [o.number for o in ledger.open_orders() if o.status == PENDING_NEW]
@@ -77,6 +89,7 @@ class Gateway:
             "limits_version": self.risk.limits_version if self.risk else None})
 
         self.journal = Journal(state / "journal.sqlite")
+        self._journal_previous_day(history)
         self.journal.catch_up(history)
         rc = cfg.reconciliation
         self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
@@ -95,6 +108,7 @@ class Gateway:
         self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
 
         self._engines: list[Any] = []
+        self._roles: dict[str, tuple[Any, Any]] = {}  # engine role -> (engine, how to make a fresh one)
         self._apps: list[App] = []
         self._seen_sessions: dict[str, set[str]] = {}
         self._cancel_on_disconnect = {session_key(c.target_comp_id, c.sender_comp_id)
@@ -103,13 +117,41 @@ class Gateway:
         self.venue_logged_on = threading.Event()
         self.dropcopy_logged_on = threading.Event()
 
-    def _id_prefix(self, history: list[dict[str, Any]]) -> str:
-        """Venue ClOrdIDs must never repeat, even after the state folder is wiped: stamp the log's birth."""
+    def _begin(self, history: list[dict[str, Any]], risk_cfg: RiskConfig | None) -> str:
+        """The day's first events when the state folder is new: the venue ClOrdID prefix (venue ClOrdIDs must
+        never repeat, even after the state folder is wiped: stamp the log's birth), the trading day, and the
+        book from the start-of-day positions file. A bad file stops the start (ConfigError names its line)."""
         if history and history[0].get("e") == "INIT":
             return str(history[0]["prefix"])
+        first: list[dict[str, Any]] = []
+        r = self.cfg.risk
+        if r is not None and r.positions is not None and risk_cfg is not None:
+            first = td.start_of_day_events(load_positions(r.positions, risk_cfg))
         prefix = "G" + format(time.time_ns() // 1_000_000, "x").upper() + "-"
-        self.events.append({"e": "INIT", "prefix": prefix, "ts": time.time_ns()})
+        init = {"e": "INIT", "prefix": prefix, "day": td.first_day(self.clock(), self.cfg.trading_day.time_zone),
+                "ts": time.time_ns()}
+        for ev in [init, *first]:
+            self.events.append(ev)
+            history.append(ev)
         return prefix
+
+    def _day_of(self, history: list[dict[str, Any]]) -> tuple[str, dt.datetime]:
+        init = history[0] if history and history[0].get("e") == "INIT" else {}
+        started = dt.datetime.fromtimestamp(int(init.get("ts") or time.time_ns()) / 1e9, dt.timezone.utc)
+        day = str(init.get("day") or "") or td.first_day(started, self.cfg.trading_day.time_zone)
+        return day, started
+
+    def _journal_previous_day(self, history: list[dict[str, Any]]) -> None:
+        """A crash right after a rollover can leave the old day's last rows unjournaled: take them from its archive."""
+        first_q = int(history[0].get("q", 0)) if history else 0
+        previous = str(history[0].get("previous") or "") if history else ""
+        if previous and self.journal.last_q() < first_q - 1:
+            old = EventLog.read(self.cfg.archive_dir / previous / "events.log")
+            self.journal.catch_up(old)
+
+    def rollover(self, who: str, why: str, now: dt.datetime | None = None) -> dict[str, Any]:
+        """End the trading day now (gateway.rollover): journaled with who and why; returns what it did."""
+        return rollover_mod.run(self, who, why, now)
 
     # ------------------------------------------------------------------ engines
     def start(self) -> None:
@@ -128,8 +170,8 @@ class Gateway:
                     for c in acc.clients]
         text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses, dict_dir=dict_dir)
-        acceptor = self._engine(fix.ThreadedSocketAcceptor, client_app, state / "quickfix" / "clients.cfg", text,
-                                log_dir)
+        acceptor = self._engine("clients", fix.ThreadedSocketAcceptor, client_app, state / "quickfix" / "clients.cfg",
+                                text, log_dir)
 
         v = cfg.venue
 
@@ -147,7 +189,8 @@ class Gateway:
         vtext = qs.render("initiator", [session_spec(v, v.sender_comp_id, v.target_comp_id, v.host, v.port,
                                                      v.heartbeat_s, v.reconnect_s)],
                           state / "store" / "venue", log_dir and log_dir / "venue", dict_dir=dict_dir)
-        initiators = [self._engine(fix.SocketInitiator, venue_app, state / "quickfix" / "venue.cfg", vtext, log_dir)]
+        initiators = [self._engine("venue", fix.SocketInitiator, venue_app, state / "quickfix" / "venue.cfg", vtext,
+                                   log_dir)]
         self._apps = [client_app, venue_app]
 
         d = cfg.dropcopy
@@ -157,8 +200,8 @@ class Gateway:
             dtext = qs.render("initiator", [session_spec(d, d.sender_comp_id, d.target_comp_id, d.host, d.port,
                                                          d.heartbeat_s, d.reconnect_s)],
                               state / "store" / "dropcopy", log_dir and log_dir / "dropcopy", dict_dir=dict_dir)
-            initiators.append(self._engine(fix.SocketInitiator, dc_app, state / "quickfix" / "dropcopy.cfg", dtext,
-                                           log_dir))
+            initiators.append(self._engine("dropcopy", fix.SocketInitiator, dc_app, state / "quickfix" / "dropcopy.cfg",
+                                           dtext, log_dir))
             self._apps.append(dc_app)
         self._engines = [acceptor, *initiators]
         for engine in self._engines:
@@ -169,11 +212,37 @@ class Gateway:
                                            "clients": [c.sender_comp_id for c in acc.clients],
                                            "risk": self.risk is not None})
 
-    @staticmethod
-    def _engine(kind: Any, app: App, cfg_path: Path, text: str, log_dir: Path | None) -> Any:
+    def _engine(self, role: str, kind: Any, app: App, cfg_path: Path, text: str, log_dir: Path | None) -> Any:
         settings = qs.write_settings(cfg_path, text)
+
+        def make() -> Any:
+            s = fix.SessionSettings(str(cfg_path))
+            logs = fix.FileLogFactory(s) if log_dir is not None else fix.ScreenLogFactory(False, False, False)
+            return kind(app, fix.FileStoreFactory(s), s, logs)
+
         logs = fix.FileLogFactory(settings) if log_dir is not None else fix.ScreenLogFactory(False, False, False)
-        return kind(app, fix.FileStoreFactory(settings), settings, logs)
+        engine = kind(app, fix.FileStoreFactory(settings), settings, logs)
+        self._roles[role] = (engine, make)
+        return engine
+
+    def stop_engine(self, role: str) -> bool:
+        """Stop one QuickFIX engine ('clients', 'venue', 'dropcopy'): its sessions log out (a rollover restarts it)."""
+        if role not in self._roles:
+            return False
+        engine, _ = self._roles[role]
+        engine.stop()
+        return True
+
+    def start_engine(self, role: str) -> None:
+        """A fresh engine on the same settings: new message-log files and whatever store is on disk."""
+        old, make = self._roles[role]
+        self._engines = [e for e in self._engines if e is not old]
+        self._roles[role] = (None, make)
+        del old  # the old engine must be gone, sessions unregistered, before the new one creates them
+        engine = make()
+        self._engines.append(engine)
+        self._roles[role] = (engine, make)
+        engine.start()
 
     def _client_logout(self, sid: fix.SessionID) -> None:
         self.router.client_logout(sid)
@@ -186,7 +255,7 @@ class Gateway:
         if msg.getHeader().getField(fm.MSG_TYPE) == "3":
             self.router.venue_session_reject(msg)
 
-    def _alert(self, code: str) -> None:
+    def alert(self, code: str) -> None:
         self.metrics.alerts.labels(code).inc()
 
     def _from_dropcopy(self, msg: fix.Message, sid: fix.SessionID) -> None:
@@ -380,7 +449,10 @@ class Gateway:
             app.logout_all(reason="gateway stopping")
         for engine in self._engines:
             engine.stop()
+        # Dropped, not kept: a live engine keeps its sessions registered with QuickFIX, and a new gateway in
+        # this process would find those (logged out, disabled) instead of its own.
         self._engines = []
+        self._roles = {}
         self.router.drain_undelivered()
         self.recon_feed.stop()
         self.journal.stop()

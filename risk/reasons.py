@@ -114,6 +114,14 @@ _ENTRIES: tuple[Reason, ...] = (
            "venue refused a status request", None, None, "alert"),
     Reason("VENUE_VERSION_MISMATCH", 48, "The request cannot be expressed in the venue's FIX version; it was not sent.",
            "not expressible in the venue's FIX version", 0, 2, "gateway"),
+    Reason("DAY_ORDER_CARRIED", 49, "DAY orders were still open at the trading-day rollover and carried into the new day.",
+           "DAY order open at rollover", None, None, "alert"),
+    Reason("SOD_POSITION_MISMATCH", 50, "A position carried over the rollover differs from the start-of-day positions file.",
+           "carried position differs from the positions file", None, None, "alert"),
+    Reason("SOD_POSITIONS_FILE_INVALID", 51, "The start-of-day positions file could not be read at a rollover; the carried book stands.",
+           "positions file unusable", None, None, "alert"),
+    Reason("ROLLOVER_FAILED", 52, "The scheduled trading-day rollover failed; the old trading day goes on.",
+           "rollover failed", None, None, "alert"),
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _ENTRIES}

@@ -1,0 +1,234 @@
+"""The trading-day rollover of a running gateway (`fixgw admin rollover`, or [trading_day] rollover_at).
+
+In order:
+1. sessions whose agreement starts each day at MsgSeqNum 1 (`rollover_reset`) are logged out: their QuickFIX
+   engine stops (a client among others that run on is held out instead);
+2. under the order path's lock (orders wait, none is lost): the rollover is journaled on the old day, the
+   carried state becomes the first events of the new day's event log and the old day's log is archived (one
+   atomic step, gateway.eventlog.roll), and the ledger and risk state are rebuilt from those events alone;
+3. outside it: the engines of those sessions start again with a reset store and new message logs (the old
+   day's logs move into the archive); sessions that run through the rollover keep their logs and stores;
+   the reconciliation writes the old day's
+   report into the archive and forgets its settled pairs; the start-of-day positions file is compared with
+   what was carried; archived days past retention are deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import quickfix as fix
+
+from config.errors import ConfigError
+from config.positions import load_positions
+from gateway import trading_day as td
+from gateway.ledger import Ledger
+from gateway.lifecycle import replay
+
+if TYPE_CHECKING:
+    from gateway.service import Gateway
+
+log = logging.getLogger("fixgw.rollover")
+
+LOGOUT_WAIT_S = 10.0
+ROLE_DIRS = {"client": "clients", "venue": "venue", "dropcopy": "dropcopy"}
+
+
+class RolloverError(RuntimeError):
+    pass
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def resetting_sessions(gw: Gateway) -> dict[str, bool]:
+    """Session key -> whether its agreement resets MsgSeqNum at the start of each trading day."""
+    cfg = gw.cfg
+    out: dict[str, bool] = {}
+    for c in cfg.acceptor.clients:
+        out[f"{c.target_comp_id}->{c.sender_comp_id}"] = c.rollover_reset
+    out[f"{cfg.venue.sender_comp_id}->{cfg.venue.target_comp_id}"] = cfg.venue.rollover_reset
+    d = cfg.dropcopy
+    if d is not None and d.enabled:
+        out[f"{d.sender_comp_id}->{d.target_comp_id}"] = d.rollover_reset
+    return out
+
+
+def ids_kept_sessions(gw: Gateway) -> frozenset[str]:
+    """Client sessions whose ClOrdIDs must stay unique across the boundary: those whose sequence numbers do
+    not restart with the day (a client that starts at 1 each day also starts its ClOrdIDs afresh)."""
+    keep = set()
+    for c in gw.cfg.acceptor.clients:
+        schedule = getattr(c, "schedule", None)
+        daily = schedule is not None and getattr(schedule, "sequence_reset", "") == "daily"
+        if not (c.rollover_reset or c.reset_on_logon or daily):
+            keep.add(f"{c.target_comp_id}->{c.sender_comp_id}")
+    return frozenset(keep)
+
+
+def _hold_out(sessions: dict[str, fix.SessionID]) -> list[str]:
+    """Log the sessions out and keep them out (disabled) until released; waits for each logout."""
+    for key, sid in sessions.items():
+        s = fix.Session.lookupSession(sid)
+        if s is not None:
+            s.logout("end of trading day: sequence numbers restart at 1")
+    deadline = time.monotonic() + LOGOUT_WAIT_S
+    still = list(sessions)
+    while still and time.monotonic() < deadline:
+        still = [k for k in still if (s := fix.Session.lookupSession(sessions[k])) is not None and s.isLoggedOn()]
+        if still:
+            time.sleep(0.05)
+    return still
+
+
+def _move_files(src: Path, dest: Path) -> int:
+    if not src.is_dir():
+        return 0
+    n = 0
+    for p in src.iterdir():
+        if p.is_file():
+            dest.mkdir(parents=True, exist_ok=True)
+            p.replace(dest / p.name)
+            n += 1
+    return n
+
+
+def _engine_resets(gw: Gateway) -> tuple[list[str], dict[str, fix.SessionID]]:
+    """Engines to restart (every session of theirs resets with the day), and sessions to reset one by one (a
+    client that resets while other clients of the same acceptor run on)."""
+    resets = resetting_sessions(gw)
+    sids = gw.session_ids()
+    roles: dict[str, list[str]] = {}
+    for key, (role, _) in sids.items():
+        roles.setdefault(ROLE_DIRS[role], []).append(key)
+    whole = [r for r, keys in roles.items() if all(resets.get(k) for k in keys)]
+    single = {k: sids[k][1] for r, keys in roles.items() if r not in whole for k in keys if resets.get(k)}
+    return whole, single
+
+
+def run(gw: Gateway, who: str, why: str, now: dt.datetime | None = None) -> dict[str, Any]:
+    if not who or not why:
+        raise ValueError("who and why are required for every operator action")
+    if not gw.rollover_lock.acquire(blocking=False):
+        raise RolloverError("a rollover is already running")
+    try:
+        return _run(gw, who, why, now or gw.clock())
+    finally:
+        gw.rollover_lock.release()
+
+
+def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
+    t0 = time.monotonic()
+    cfg, router = gw.cfg, gw.router
+    tdc = cfg.trading_day
+    previous = gw.trading_day
+    new = td.next_day(previous, now, tdc.time_zone)
+    day_dir = cfg.archive_dir / previous
+    if day_dir.exists():
+        raise RolloverError(f"{day_dir} exists already: day {previous} was archived before")
+    restart, singles = _engine_resets(gw)
+    for role in restart:  # the engine logs its sessions out: no traffic while the day turns
+        gw.stop_engine(role)
+    rolled = False
+    try:
+        not_out = _hold_out(singles)
+        if not_out:
+            log.error("sessions did not log out for the rollover: their sequence numbers run on",
+                      extra={"sessions": not_out})
+        keep_ids = ids_kept_sessions(gw)
+        with router.lock:
+            t_lock = time.monotonic()
+            ledger = router.ledger
+            day_open = td.day_orders(ledger)
+            gw.events.append({"e": "ADM", "action": "rollover", "scope": "trading-day", "who": who, "why": why,
+                              "detail": {"from": previous, "to": new, "open_orders": len(ledger.open),
+                                         "day_orders_open": len(day_open)}, "ts": time.time_ns()})
+            carried = [{"e": "INIT", "prefix": router.id_prefix, "day": new, "previous": previous,
+                        "n0": ledger.next_number, "r": ledger.next_request, "ts": time.time_ns()}]
+            if gw.risk is not None:
+                carried += gw.risk.carry(tdc.carry_kill_switches, tdc.carry_reduce_only)
+            carried += td.carried_orders(ledger)
+            carried += td.carried_ids(ledger, keep_ids)
+            positions = {(ev["a"], ev["sym"]): float(ev["qty"]) for ev in carried if ev["e"] == "POS"}
+            fresh = Ledger()
+
+            def switch_over() -> None:  # the new day's file is in place: rebuild from it, exactly as a start
+                if gw.risk is not None:
+                    gw.risk.new_day()
+                    gw.risk.fills = fresh.fills
+                replay(carried, fresh, gw.risk)
+                router.ledger = fresh
+                router.awaiting = {v: x for v, x in router.awaiting.items() if v in fresh.by_venue}
+                router.sent_seq = {q: x for q, x in router.sent_seq.items() if x.venue_cl_ord_id in fresh.by_venue}
+                router.status_unsupported &= set(fresh.open)
+
+            gw.events.roll(carried, day_dir / "events.log", inside=switch_over)
+            rolled = True
+            gw.trading_day = new
+            gw.day_started = now
+            t_locked = time.monotonic() - t_lock
+    finally:
+        archived_logs = 0
+        state = cfg.state_dir
+        for role in restart:  # message logs go with their day; the store starts again at MsgSeqNum 1
+            if rolled:
+                if cfg.gateway.fix_message_log:
+                    archived_logs += _move_files(state / "fixlog" / role, day_dir / "fixlog" / role)
+                for p in (state / "store" / role).glob("*"):
+                    if p.is_file():
+                        p.unlink()
+            gw.start_engine(role)
+        for key, sid in singles.items():
+            s = fix.Session.lookupSession(sid)
+            if s is not None:
+                if rolled and key not in not_out:
+                    s.reset()  # logged out and held: its store starts again at 1; its log runs on
+                s.logon()
+    gw.journal.flush()
+
+    reports: list[str] = []
+    if gw.recon_feed.enabled:
+        gw.recon_feed.drain()
+        reports = [str(p) for p in gw.recon.write_reports(previous, day_dir / "reconciliation")]
+        forgotten = gw.recon.new_trading_day()
+    else:
+        forgotten = 0
+
+    differences: list[dict[str, Any]] = []
+    sod_error = None
+    if cfg.risk is not None and cfg.risk.positions is not None and gw.risk is not None:
+        try:
+            sod = load_positions(cfg.risk.positions, gw.risk.engine.cfg)
+            differences = td.compare_positions(positions, sod)
+        except ConfigError as e:
+            sod_error = str(e)
+            log.error("start-of-day positions file unusable at the rollover: the carried positions stand",
+                      extra={"error": sod_error})
+            gw.alert("SOD_POSITIONS_FILE_INVALID")
+        for d in differences:
+            log.error("SOD_POSITION_MISMATCH: the carried position differs from the start-of-day file; the carried "
+                      "one stands; see docs/runbooks/SOD_POSITION_MISMATCH.md", extra=d)
+        if differences:
+            gw.alert("SOD_POSITION_MISMATCH")
+    if day_open:
+        gw.alert("DAY_ORDER_CARRIED")
+        log.warning("DAY_ORDER_CARRIED: DAY orders were still open at the rollover and carry into the new day; "
+                    "see docs/runbooks/DAY_ORDER_CARRIED.md", extra={"count": len(day_open), "orders": day_open[:50]})
+    pruned = td.prune_archive(cfg.archive_dir, tdc.retention_days)
+    result = {"previous_day": previous, "day": new, "who": who, "why": why,
+              "open_orders": len(router.ledger.open), "day_orders_open": day_open,
+              "positions_carried": len(positions), "sod_differences": differences, "sod_file_error": sod_error,
+              "engines_restarted": restart, "sessions_reset": sorted(k for k in singles if k not in not_out),
+              "sessions_not_logged_out": not_out,
+              "fix_logs_archived": archived_logs, "recon_reports": reports, "recon_pairs_forgotten": forgotten,
+              "archive": str(day_dir), "archive_days_deleted": pruned,
+              "order_path_paused_s": round(t_locked, 4), "seconds": round(time.monotonic() - t0, 3)}
+    gw.metrics.rollovers.inc()
+    log.warning("trading day rolled over", extra={k: v for k, v in result.items() if k != "day_orders_open"})
+    return result
+

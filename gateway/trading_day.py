@@ -1,0 +1,176 @@
+"""Trading days: what one day hands the next, and when a day ends.
+
+A rollover writes the carried state as the first events of the new day's event log (gateway.eventlog.roll) and
+then rebuilds the in-memory state by replaying exactly those events, the same code a start runs. So the state
+after a live rollover and after a restart on the new day cannot differ, and a start reads one day, never the
+history.
+
+What carries over (the stated policy):
+- open orders (GTC, GTD, and DAY orders the venue has not expired: those are reported) with their fills, their
+  pending cancel or replace, and their reservations;
+- positions at their average cost, cash, the last trade price of each instrument;
+- kill switches and reduce-only states, each as [trading_day] carry_kill_switches / carry_reduce_only say;
+- for client sessions that do not start each day at MsgSeqNum 1, the previous day's ClOrdIDs, so a duplicate
+  across the boundary is still caught (one day back: memory stays bounded).
+What starts afresh: daily P&L (measured from the equity at the rollover), rate and message windows, done orders,
+matched fills, and the reconciliation's settled pairs (all kept on disk: archive, journal, recon store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import shutil
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from config.positions import StartOfDay
+from gateway.ledger import DONE_STATUSES, PENDING_NEW, Ledger, Order, Request
+
+log = logging.getLogger("fixgw.trading_day")
+
+Event = dict[str, Any]
+WEEKEND = (5, 6)
+CARRIED_KINDS = frozenset({"MARK", "POS", "CASH", "SW", "OPEN", "IDS"})
+
+
+def first_day(now: dt.datetime, time_zone: str) -> str:
+    return now.astimezone(zoneinfo.ZoneInfo(time_zone)).strftime("%Y%m%d")
+
+
+def next_day(previous: str, now: dt.datetime, time_zone: str) -> str:
+    """The label of the day a rollover at `now` begins: the first weekday after `previous` that is not before
+    today. An evening rollover begins tomorrow; an on-demand one run twice in a day begins the day after."""
+    today = now.astimezone(zoneinfo.ZoneInfo(time_zone)).date()
+    d = dt.datetime.strptime(previous, "%Y%m%d").date() + dt.timedelta(days=1)
+    while d < today or d.weekday() in WEEKEND:
+        d += dt.timedelta(days=1)
+    return d.strftime("%Y%m%d")
+
+
+def next_rollover(now: dt.datetime, at: str, time_zone: str) -> dt.datetime:
+    """The first `at` (HH:MM local) strictly after `now`, as an aware UTC datetime."""
+    tz = zoneinfo.ZoneInfo(time_zone)
+    local = now.astimezone(tz)
+    hh, mm = (int(x) for x in at.split(":"))
+    due = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if due <= local:
+        due = (local + dt.timedelta(days=1)).replace(hour=hh, minute=mm, second=0, microsecond=0)
+    return due.astimezone(dt.timezone.utc)
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _request_fields(req: Request) -> dict[str, Any]:
+    return {"k": req.kind, "cl": req.cl_ord_id, "orig": req.orig_cl_ord_id, "v": req.venue_cl_ord_id,
+            "vorig": req.venue_orig_cl_ord_id, "qty": req.qty, "px": _num(req.price)}
+
+
+def carried_orders(ledger: Ledger) -> list[Event]:
+    fills_of: dict[int, list[list[Any]]] = {}
+    for exec_id, (qty, px, number) in ledger.fills.items():
+        if number in ledger.open:
+            fills_of.setdefault(number, []).append([exec_id, qty, px])
+    out = []
+    for o in ledger.open.values():
+        live = ledger.by_venue.get(o.venue_cl_ord_id)
+        pending = ledger.by_venue.get(o.pending) if o.pending else None
+        out.append({"e": "OPEN", "n": o.number, "s": o.session, "a": o.account, "sym": o.symbol, "side": o.side,
+                    "t": o.ord_type, "tif": o.tif, "qty": o.qty, "px": _num(o.price), "oid": o.order_id,
+                    "os": o.status, "cum": o.cum_qty, "avg": o.avg_px,
+                    "live": _request_fields(live) if live is not None else
+                    {"k": "D", "cl": o.cl_ord_id, "orig": "", "v": o.venue_cl_ord_id, "vorig": "", "qty": o.qty,
+                     "px": _num(o.price)},
+                    "pend": _request_fields(pending) if pending is not None else None,
+                    "fills": fills_of.get(o.number, [])})
+    return out
+
+
+def carried_ids(ledger: Ledger, sessions: frozenset[str]) -> list[Event]:
+    """Today's ClOrdIDs of the sessions whose ClOrdIDs must stay unique across the boundary."""
+    ids: dict[str, list[str]] = {}
+    for s, cl in (*ledger.by_client, *ledger.rejected_ids):
+        if s in sessions:
+            ids.setdefault(s, []).append(cl)
+    return [{"e": "IDS", "s": s, "ids": sorted(set(v))} for s, v in sorted(ids.items())]
+
+
+def start_of_day_events(sod: StartOfDay) -> list[Event]:
+    """A day that begins without a snapshot takes its book from the positions file: cash first, so that each
+    position then moves the P&L base by its cost (daily P&L is measured from the average price)."""
+    out: list[Event] = [{"e": "CASH", "a": a, "cash": c, "base": None, "src": "file"} for a, c in sod.cash.items()]
+    out += [{"e": "POS", "a": a, "sym": s, "qty": q, "avg": p, "src": "file"} for (a, s), (q, p) in sod.positions.items()]
+    return out
+
+
+def compare_positions(carried: dict[tuple[str, str], float], sod: StartOfDay,
+                      tolerance: float = 1e-9) -> list[dict[str, Any]]:
+    """Differences between the positions the gateway carried and the back office's file."""
+    rows = []
+    for key in sorted(set(carried) | set(sod.positions)):
+        g = carried.get(key, 0.0)
+        f = sod.positions.get(key, (0.0, 0.0))[0]
+        if abs(g - f) > tolerance:
+            rows.append({"account": key[0], "symbol": key[1], "gateway": g, "file": f, "diff": g - f})
+    return rows
+
+
+def restore_order(ledger: Ledger, ev: Event) -> tuple[Order, Request | None]:
+    """Put a carried order back into a (fresh) ledger, with its live request, its pending one and its fills."""
+    live = ev["live"]
+    price = math.nan if ev.get("px") is None else float(ev["px"])
+    o = Order(int(ev["n"]), ev["s"], ev["a"], ev["sym"], ev["side"], ev["t"], float(ev["qty"]), price, live["cl"],
+              live["v"], order_id=str(ev.get("oid") or ""), status=str(ev["os"]), cum_qty=float(ev["cum"]),
+              avg_px=float(ev["avg"]), tif=str(ev.get("tif") or ""))
+    ledger.orders[o.number] = o
+    if o.status not in DONE_STATUSES:
+        ledger.open[o.number] = o
+    ledger.next_number = max(ledger.next_number, o.number + 1)
+
+    def request(f: dict[str, Any]) -> Request:
+        px = math.nan if f.get("px") is None else float(f["px"])
+        r = Request(o, f["k"], f["cl"], f["orig"], f["v"], f["vorig"], float(f.get("qty") or 0.0), px)
+        ledger.by_client[(o.session, r.cl_ord_id)] = r
+        ledger.by_venue[r.venue_cl_ord_id] = r
+        return r
+
+    request(live)
+    pending = None
+    if ev.get("pend"):
+        pending = request(ev["pend"])
+        o.pending = pending.venue_cl_ord_id
+    for exec_id, qty, px in ev.get("fills") or []:
+        ledger.fills[exec_id] = (float(qty), float(px), o.number)
+        ledger.exec_ids.add(exec_id)
+    return o, pending
+
+
+def day_orders(ledger: Ledger) -> list[dict[str, Any]]:
+    """DAY orders still open at the rollover: the venue should have expired them at its session end."""
+    return [{"order": o.number, "session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account,
+             "symbol": o.symbol, "side": o.side, "leaves": o.leaves_qty,
+             "status": "pending new" if o.status == PENDING_NEW else o.status}
+            for o in ledger.open.values() if o.is_day]
+
+
+def prune_archive(archive: Path, keep_days: int) -> list[str]:
+    """Keep the latest `keep_days` archived days; older ones are deleted (the journal keeps every day)."""
+    if not archive.is_dir():
+        return []
+    days = sorted(p.name for p in archive.iterdir() if p.is_dir() and not p.name.startswith("."))
+    gone = days[:-keep_days] if len(days) > keep_days else []
+    for name in gone:
+        shutil.rmtree(archive / name, ignore_errors=True)
+    if gone:
+        log.info("archived days past retention deleted", extra={"days": gone, "kept": keep_days})
+    return gone
+
+
+def disk_usage(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
