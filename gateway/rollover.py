@@ -16,6 +16,7 @@ In order:
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import time
 from pathlib import Path
@@ -220,6 +221,11 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
         log.warning("DAY_ORDER_CARRIED: DAY orders were still open at the rollover and carry into the new day; "
                     "see docs/runbooks/DAY_ORDER_CARRIED.md", extra={"count": len(day_open), "orders": day_open[:50]})
     pruned = td.prune_archive(cfg.archive_dir, tdc.retention_days)
+    # The daemon freezes survivors so that collections never rescan the day's book; yesterday's objects are
+    # garbage now, and a frozen cycle is never collected: one full collection here, off the order path's lock.
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
     result = {"previous_day": previous, "day": new, "who": who, "why": why,
               "open_orders": len(router.ledger.open), "day_orders_open": day_open,
               "positions_carried": len(positions), "sod_differences": differences, "sod_file_error": sod_error,

@@ -152,13 +152,13 @@ class Reconciler:
             rows.append(PositionDiff(account, symbol, g, d, round(g - d, 10) + 0.0))
         return rows
 
-    def evict_settled(self) -> int:
+    def evict_settled(self) -> list[tuple[str, str, str]]:
         """Forget what a new trading day no longer needs: fills matched on both sides with no amendment and no
         open break, and resolved breaks. The store keeps all of it (reports are recomputed from the store);
-        what stays in memory is what can still change. Returns the pairs forgotten."""
+        what stays in memory is what can still change. Returns the (source, ExecID, ExecType) forgotten."""
         open_ids = {bid for bid, b in self._breaks.items() if b.is_open}
         open_roots = {root for (root, _), bid in self._mismatch.items() if bid in open_ids}
-        n = 0
+        gone: list[tuple[str, str, str]] = []
         for entry in list(self._entries["gateway"].values()):
             other = entry.partner
             if (other is None or entry.rec.exec_type != "F" or other.rec.exec_type != "F"
@@ -177,14 +177,16 @@ class Reconciler:
                         if not same:
                             del self._orders[src][token]  # type: ignore[index]
                 self._dups.pop((src, e.rec.exec_id, e.rec.exec_type), None)  # type: ignore[arg-type]
-            n += 1
+            entry.partner = other.partner = None  # no cycle left for the (frozen) collector to miss
+            gone += [("gateway", entry.rec.exec_id, entry.rec.exec_type), ("dropcopy", other.rec.exec_id,
+                                                                              other.rec.exec_type)]
         for bid in [bid for bid, b in self._breaks.items() if not b.is_open]:
             del self._breaks[bid]
         self._mismatch = {k: v for k, v in self._mismatch.items() if v in open_ids}
         live = [h for h in self._heap if self._entries[h[2].rec.source].get(h[2].rec.key) is h[2]]
         heapq.heapify(live)
         self._heap = live
-        return n
+        return gone
 
     # ----------------------------------------------------------------- internals
     def _add(self, rec: FillRecord, source: Source) -> list[Event]:

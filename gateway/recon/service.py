@@ -125,9 +125,12 @@ class ReconService:
             self._days.pop(trade_date, None)
 
     def new_trading_day(self) -> int:
-        """A trading day ended: every day in memory forgets its settled pairs (they stay in the store)."""
+        """A trading day ended: every day in memory forgets its settled pairs (they stay in the store, marked
+        so that a restart does not load them again). Returns the pairs forgotten."""
         with self._lock:
-            return sum(day.evict_settled() for day in self._days.values())
+            gone = [k for day in self._days.values() for k in day.evict_settled()]
+            self.store.mark_settled(gone)
+            return len(gone) // 2
 
     def rebuild(self, trade_dates: Iterable[str] | None = None) -> list[Event]:
         """After a restart: replay the stored fills of the given days (default: all in the store) and tick
@@ -150,7 +153,7 @@ class ReconService:
 
     def _load_day(self, trade_date: str, now_ns: int) -> list[Event]:
         rec = Reconciler(self.grace_ns, self.price_tolerance, self.match_on_order)
-        gw, dc = self.store.load_day(trade_date)
+        gw, dc = self.store.load_day(trade_date, unsettled_only=True)
         events = replay(rec, gw, dc) + rec.tick(now_ns)
         self._days[trade_date] = rec
         stored = {b.id: b for b in self.store.load_breaks(trade_date)}

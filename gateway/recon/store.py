@@ -32,6 +32,12 @@ CREATE TABLE IF NOT EXISTS fills (
     UNIQUE (source, exec_id, exec_type, occurrence)
 );
 CREATE INDEX IF NOT EXISTS fills_day ON fills (trade_date, received_ns, id);
+-- Fills matched on both sides and forgotten by the live reconciler at a trading-day rollover: a restart does
+-- not load them back into memory (reports, recomputed from all fills, still include them).
+CREATE TABLE IF NOT EXISTS settled (
+    source TEXT NOT NULL, exec_id TEXT NOT NULL, exec_type TEXT NOT NULL,
+    PRIMARY KEY (source, exec_id, exec_type)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS breaks (
     trade_date TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
     exec_id TEXT NOT NULL, order_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL,
@@ -109,14 +115,30 @@ class ReconStore:
             return self._db.execute("SELECT 1 FROM fills WHERE source=? AND exec_id=? AND exec_type=? LIMIT 1",
                                     (source, exec_id, exec_type)).fetchone() is not None
 
-    def load_day(self, trade_date: str) -> tuple[list[FillRecord], list[FillRecord]]:
-        """(gateway_fills, dropcopy_fills) of one trading day, each in receive order."""
+    def load_day(self, trade_date: str, unsettled_only: bool = False) -> tuple[list[FillRecord], list[FillRecord]]:
+        """(gateway_fills, dropcopy_fills) of one trading day, each in receive order; `unsettled_only`: without
+        the pairs a rollover marked settled (what the live reconciler still needs in memory)."""
+        skip = (" AND NOT EXISTS (SELECT 1 FROM settled s WHERE s.source = f.source AND s.exec_id = f.exec_id"
+                " AND s.exec_type = f.exec_type)") if unsettled_only else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE trade_date=? ORDER BY received_ns, id",
+                f"SELECT {', '.join(_FILL_COLS)} FROM fills f WHERE trade_date=?{skip} ORDER BY received_ns, id",
                 (trade_date,)).fetchall()
         fills = [_fill(r) for r in rows]
         return [f for f in fills if f.source == "gateway"], [f for f in fills if f.source == "dropcopy"]
+
+    def mark_settled(self, keys: list[tuple[str, str, str]]) -> None:
+        """(source, exec_id, exec_type) of pairs the live reconciler forgot."""
+        if not keys:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT OR IGNORE INTO settled VALUES (?, ?, ?)", keys)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def trade_dates(self) -> list[str]:
         with self._lock:
