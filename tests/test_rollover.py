@@ -399,3 +399,48 @@ def test_settled_fills_leave_the_reconciliation_and_do_not_come_back_at_a_restar
     assert gw.recon.reconciler(trade_date).message_counts() == {"gateway": 0, "dropcopy": 0}
     report = gw.recon.report(trade_date)  # reports are recomputed from the store: every fill is in them
     assert report.matched == 10 and report.open_breaks == 0
+
+
+def test_a_session_that_starts_each_day_at_one_may_reuse_yesterdays_clordids(stack) -> None:
+    acc = stack.cfg.acceptor
+    clients = [c.model_copy(update={"reset_on_logon": True}) if c.sender_comp_id == "OMS1" else c
+               for c in acc.clients]
+    stack.cfg = stack.cfg.model_copy(update={"acceptor": acc.model_copy(update={"clients": clients})})
+    stack.start_sim()
+    gw = stack.start_gateway()
+    c = stack.client()
+    c.new_order("X1", "ACC1", "AAPL", "1", 5, 190.0)
+    _er(c, "X1", "F")
+    gw.rollover("tester", "ids policy")
+    assert not gw.router.ledger.prior_ids
+    c.new_order("X1", "ACC1", "AAPL", "2", 5, 190.0)  # the new day's X1: a new order, not a duplicate
+    fills = c.wait_for(lambda m: m.get(11) == "X1" and m.get(150) == "F" and m.get(54) == "2")
+    assert float(fills[32]) == 5
+
+
+def test_a_venue_session_that_restarts_at_one_each_day_is_reset_at_the_rollover(stack) -> None:
+    stack.cfg = stack.cfg.model_copy(update={"venue": stack.cfg.venue.model_copy(update={"rollover_reset": True})})
+    stack.sim_cfg = stack.sim_cfg.model_copy(update={"reset_on_logon": True})  # the venue's side of the agreement
+    stack.start_sim()
+    gw = stack.start_gateway()
+    c = stack.client()
+    c.new_order("V1", "ACC1", "JPM", "1", 5, 200.0, extra={59: "1"})
+    _er(c, "V1", "0")
+    for n in range(3):
+        c.new_order(f"V{n + 2}", "ACC1", "AAPL", "1", 5, 190.0)
+        _er(c, f"V{n + 2}", "F")
+    day0 = gw.trading_day
+    before = gw.session_states()["FIXGW->VENUE"]["next_sender"]
+    res = gw.rollover("tester", "venue resets daily")
+    assert res["engines_restarted"] == ["venue"]
+    assert gw.venue_logged_on.wait(15)
+    st = gw.session_states()["FIXGW->VENUE"]
+    assert before > 5 and st["next_sender"] <= 3  # the logon (and maybe a heartbeat) of the new day
+    logs = list((gw.cfg.archive_dir / day0 / "fixlog" / "venue").glob("FIX.4.4-FIXGW-VENUE.messages*"))
+    assert logs and "\x0135=D\x01" in logs[0].read_text()  # yesterday's venue messages went with yesterday
+    # The carried GTC order still routes: the venue fills it on the new session.
+    venue_cl = next(o.cl_ord_id for o in stack.sim.orders.values() if o.symbol == "JPM")
+    stack.sim.fill_open(venue_cl)
+    _er(c, "V1", "F", "2")
+    c.new_order("V9", "ACC1", "AAPL", "2", 5, 190.0)
+    _er(c, "V9", "F")
