@@ -226,9 +226,10 @@ async def reloader(gw: Gateway, notifier: Notifier, flag: asyncio.Event) -> None
 class StartupKeepAlive:
     """Asks systemd for more start-up time (EXTEND_TIMEOUT_USEC) every `every_s` while the body runs.
 
-    Rebuilding the state replays the whole event log and the reconciliation store (about 0.1 ms per filled
-    order of history here): a long history must not make TimeoutStartSec kill a healthy start and put the
-    service into a restart loop. A start that hangs still ends: the requests stop after `max_s`.
+    Rebuilding the state replays the current trading day's event log and the reconciliation's unsettled
+    records (about 0.1 ms per filled order of the day here): a busy day must not make TimeoutStartSec kill a
+    healthy start and put the service into a restart loop. A start that hangs still ends: the requests stop
+    after `max_s`.
     """
 
     def __init__(self, notifier: Notifier, every_s: float = 5.0, extend_s: float = 20.0,
