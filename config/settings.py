@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.errors import ConfigError
+from config.schedule import Schedule
 
 CompID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -46,6 +47,8 @@ class FixSessionPolicy(_Strict):
     # store is reset and its message log archived with the day, and it logs on again.
     rollover_reset: bool = False
     extra_tags: list[ExtraTag] = Field(default_factory=list)
+    # When the session may be up and when MsgSeqNum restarts (config.schedule); None: non-stop, never reset.
+    schedule: Schedule | None = None
 
     @property
     def begin_string(self) -> str:

@@ -82,6 +82,9 @@ class SessionSpec:
     max_latency_s: int = 120
     extra_tags: tuple[int, ...] = field(default_factory=tuple)
     accept_port: int | None = None  # an acceptor session on a port of its own (the venue's drop copy)
+    # QuickFIX keys of a session schedule (config.schedule.quickfix_settings: StartTime/EndTime, StartDay/EndDay
+    # or NonStopSession); None: the [DEFAULT] NonStopSession=Y.
+    schedule: dict[str, str] | None = None
 
     @property
     def begin_string(self) -> str:
@@ -118,6 +121,10 @@ def _session_lines(s: SessionSpec, dict_dir: Path | None) -> list[str]:
     else:
         # A venue's reports may carry its own tags; they are forwarded, not refused.
         lines += ["CheckLatency=N", "ValidateUserDefinedFields=N", "AllowUnknownMsgFields=Y"]
+    if s.schedule is not None:
+        # A session-level NonStopSession overrides [DEFAULT]'s; QuickFIX refuses it next to StartTime/EndTime.
+        lines.append(f"NonStopSession={s.schedule.get('NonStopSession', 'N')}")
+        lines += [f"{k}={v}" for k, v in s.schedule.items() if k != "NonStopSession"]
     if s.accept_port is not None:
         lines.append(f"SocketAcceptPort={s.accept_port}")
     if s.connect_host is not None:

@@ -31,6 +31,7 @@ from gateway import rollover as rollover_mod
 from gateway import trading_day as td
 from gateway.risk_stage import SIDE, RiskStage
 from gateway.router import Router, session_key
+from gateway.session_schedule import ScheduleKeeper, qs_schedule_settings, scheduled_sessions
 
 log = logging.getLogger("fixgw.service")
 
@@ -51,7 +52,8 @@ def session_spec(policy: FixSessionPolicy, sender: str, target: str, host: str |
                           reset_on_logon=policy.reset_on_logon, reset_on_logout=policy.reset_on_logout,
                           reset_on_disconnect=policy.reset_on_disconnect,
                           timestamp_precision=policy.timestamp_precision, strict=strict,
-                          max_latency_s=policy.max_latency_s, extra_tags=tuple(policy.extra_tags))
+                          max_latency_s=policy.max_latency_s, extra_tags=tuple(policy.extra_tags),
+                          schedule=qs_schedule_settings(policy.schedule))
 
 
 def _utc_now() -> dt.datetime:
@@ -116,6 +118,9 @@ class Gateway:
         self._disconnected: collections.deque[str] = collections.deque()
         self.venue_logged_on = threading.Event()
         self.dropcopy_logged_on = threading.Event()
+        # Session schedules: QuickFIX enforces the UTC window; this keeper the trading days and the daily window
+        # of weekly/never-resetting schedules (housekeeping ticks it). Its clock is the gateway's.
+        self.schedules = ScheduleKeeper(scheduled_sessions(cfg, self.session_ids()), clock=self.clock)
 
     def _begin(self, history: list[dict[str, Any]], risk_cfg: RiskConfig | None) -> str:
         """The day's first events when the state folder is new: the venue ClOrdID prefix (venue ClOrdIDs must
@@ -349,6 +354,9 @@ class Gateway:
                 row.update(running=True, logged_on=bool(session.isLoggedOn()),
                            next_sender=session.getExpectedSenderNum(), next_target=session.getExpectedTargetNum())
             out[key] = row
+        for key, sched in self.schedules.status().items():
+            if key in out:
+                out[key]["schedule"] = sched
         return out
 
     def housekeeping(self) -> None:
@@ -369,6 +377,7 @@ class Gateway:
         now = time.monotonic()
         if now - self._last_tick >= 1.0:  # once a second is plenty, and keeps the router lock free
             self._last_tick = now
+            self.schedules.tick()
             self.recon_feed.tick()
             self.refresh_gauges()
 
