@@ -69,7 +69,14 @@ class OmsClient:
         return bool(fix.Session.sendToTarget(msg, self.sid))
 
     def new_order(self, cl: str, account: str, symbol: str, side: str, qty: float, price: float | None = None,
-                  extra: dict[int, str] | None = None) -> bool:
+                  extra: dict[int, str] | None = None, tif: str | None = None, expire_date: str | None = None,
+                  expire_time: str | None = None) -> bool:
+        """A NewOrderSingle: a limit order at `price`, a market order without one.
+
+        `tif` is TimeInForce(59) ("0" DAY, "1" GTC, "6" GTD, ...; None sends none, which venues take as DAY);
+        a GTD order carries `expire_date` (ExpireDate 432, YYYYMMDD) or `expire_time` (ExpireTime 126,
+        UTCTimestamp). `extra` fields are set last and win.
+        """
         m = fm.new_message("D")
         m.setField(fm.CL_ORD_ID, cl)
         if account:
@@ -82,6 +89,12 @@ class OmsClient:
         if price is not None:
             m.setField(fm.PRICE, repr(price))
         m.setField(21, "1")  # HandlInst: automated, private
+        if tif is not None:
+            m.setField(fm.TIME_IN_FORCE, tif)
+        if expire_date is not None:
+            m.setField(432, expire_date)
+        if expire_time is not None:
+            m.setField(126, expire_time)
         for tag, val in (extra or {}).items():
             m.setField(tag, val)
         return self.send(m)

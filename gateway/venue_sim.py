@@ -1,8 +1,15 @@
 """A venue simulator on a real QuickFIX acceptor: acks, fills, cancels, replaces and rejects by rules,
-and sends a copy of every fill on a separate drop-copy session, as real venues do."""
+and sends a copy of every fill on a separate drop-copy session, as real venues do.
+
+At its session end (`session_end`, or `VenueSim.end_of_day()` on cue) it expires the open orders that do not
+outlive the session (DAY and the like; GTD on its expiry; GTC never) with an unsolicited ExecutionReport
+ExecType=C, and forgets every done order: memory holds the open book and the current session's done orders,
+and no more than `done_orders_kept` of those.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import itertools
 import logging
@@ -23,6 +30,8 @@ from gateway import qf_settings as qs
 from gateway.apps import App
 
 log = logging.getLogger("fixgw.venue_sim")
+
+EXPIRE_DATE, EXPIRE_TIME = 432, 126
 
 
 class _Strict(BaseModel):
@@ -81,6 +90,12 @@ class SimConfig(_Strict):
     order_status_requests: bool = True
     # Refuse every cancel and replace: "session" with a Reject (35=3), "business" with a 35=j.
     amend_reject: Literal["", "session", "business"] = ""
+    # The venue's session end, "HH:MM" or "HH:MM:SS" UTC: every day at that time the open orders that do not
+    # outlive the session expire (ExecType C) and done orders are forgotten. None: only end_of_day() does it.
+    session_end: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")] | None = None
+    # Done (filled, cancelled, expired) orders remembered within a session, for busts, corrections and status
+    # requests; past this many the oldest are forgotten early, so that memory stays bounded without a session end.
+    done_orders_kept: Annotated[int, Field(ge=0)] = 100_000
 
 
 def load_sim_config(path: str | Path) -> SimConfig:
@@ -99,6 +114,29 @@ def load_sim_config(path: str | Path) -> SimConfig:
     return cfg
 
 
+# OrdStatus of an order that is over: filled, cancelled, rejected, expired.
+DONE = frozenset({"2", "4", "8", "C"})
+# TimeInForce(59) of orders that outlive the venue's session end: GTC always, GTD until its expiry.
+GTC, GTD = "1", "6"
+
+
+def next_session_end(now: dt.datetime, at_utc: str) -> dt.datetime:
+    """The first `at_utc` ("HH:MM" or "HH:MM:SS", UTC) strictly after `now`: today's, or else tomorrow's."""
+    t = dt.time.fromisoformat(at_utc)
+    due = now.astimezone(dt.timezone.utc).replace(hour=t.hour, minute=t.minute, second=t.second, microsecond=0)
+    return due if due > now else due + dt.timedelta(days=1)
+
+
+def _utc_timestamp(text: str) -> dt.datetime | None:
+    """A FIX UTCTimestamp (YYYYMMDD-HH:MM:SS[.sss...]); None when unparsable."""
+    for fmt in ("%Y%m%d-%H:%M:%S.%f", "%Y%m%d-%H:%M:%S"):
+        try:
+            return dt.datetime.strptime(text[:24] if "." in text else text, fmt).replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
 @dataclass(slots=True)
 class SimOrder:
     order_id: str
@@ -113,10 +151,25 @@ class SimOrder:
     cum_qty: float = 0.0
     notional: float = 0.0
     status: str = "0"
+    tif: str = ""  # TimeInForce(59) as received; "" and "0" are DAY
+    expire_date: str = ""  # ExpireDate(432), YYYYMMDD, for GTD
+    expire_time: str = ""  # ExpireTime(126), UTCTimestamp, for GTD
 
     @property
     def leaves(self) -> float:
-        return 0.0 if self.status in ("2", "4", "8") else self.qty - self.cum_qty
+        return 0.0 if self.status in DONE else self.qty - self.cum_qty
+
+    def expires_at_session_end(self, now: dt.datetime) -> bool:
+        """Whether a session end at `now` (UTC) ends this order: anything but GTC, and GTD once it is due."""
+        if self.tif == GTC:
+            return False
+        if self.tif != GTD:
+            return True  # DAY, and the session-bound rest (OPG, IOC, FOK, GTX, at the close)
+        if self.expire_time:
+            when = _utc_timestamp(self.expire_time)
+            return when is None or when <= now
+        # By ExpireDate: at the session end of that date (a GTD without either expires like a DAY order).
+        return not self.expire_date or self.expire_date <= now.astimezone(dt.timezone.utc).strftime("%Y%m%d")
 
 
 @dataclass
@@ -135,6 +188,9 @@ class VenueSim:
         self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
         self.logon_event = threading.Event()
         self._fault_hits: dict[int, int] = {}
+        self._done: dict[str, None] = {}  # current ClOrdIDs of the done orders in `orders`, oldest first
+        self._stop_timer = threading.Event()
+        self._timer: threading.Thread | None = None
 
     # ---------------------------------------------------------------- engine
     def start(self) -> None:
@@ -150,9 +206,18 @@ class VenueSim:
         self._acceptor = fix.ThreadedSocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
                                             fix.FileLogFactory(settings))
         self._acceptor.start()
+        if self.cfg.session_end and self._timer is None:
+            self._stop_timer.clear()
+            self._timer = threading.Thread(target=self._session_end_loop, args=(self.cfg.session_end,),
+                                           name="venue-sim-session-end", daemon=True)
+            self._timer.start()
         log.info("venue simulator listening", extra={"port": self.cfg.port, "dropcopy_port": self.cfg.dropcopy_port})
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._stop_timer.set()
+            self._timer.join(5)
+            self._timer = None
         if self._acceptor is not None:
             self._app.logout_all()
             self._acceptor.stop()
@@ -193,7 +258,8 @@ class VenueSim:
         cl = msg.getField(fm.CL_ORD_ID)
         o = SimOrder(next(self._order_ids), cl, sid, fm.get(msg, fm.ACCOUNT), msg.getField(fm.SYMBOL),
                      msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
-                     fm.get_float(msg, fm.PRICE))
+                     fm.get_float(msg, fm.PRICE), tif=fm.get(msg, fm.TIME_IN_FORCE),
+                     expire_date=fm.get(msg, EXPIRE_DATE), expire_time=fm.get(msg, EXPIRE_TIME))
         rule = self._rule(o.account, o.symbol, o.side)
         if rule.action == "session_reject":
             raise fix.IncorrectTagValue(fm.SYMBOL)  # QuickFIX answers 35=3, RefSeqNum = this message's
@@ -230,6 +296,7 @@ class VenueSim:
         self.fills.append({"exec_id": er.getField(fm.EXEC_ID), "cl_ord_id": o.cl_ord_id, "order_id": o.order_id,
                            "qty": qty, "px": px, "side": o.side, "symbol": o.symbol, "account": o.account})
         self._drop_copy(er, o)
+        self._settle(o)
 
     def _drop_copy(self, er: fix.Message, o: SimOrder) -> None:
         faults = []
@@ -294,6 +361,7 @@ class VenueSim:
         o.cl_ord_id, o.status = cl, "4"
         self.orders[cl] = o
         self._report(o, "4", orig=orig)
+        self._settle(o)
 
     def _replace(self, msg: fix.Message, sid: fix.SessionID) -> None:
         if self._refuse_amend(msg, sid):
@@ -308,6 +376,9 @@ class VenueSim:
         o.cl_ord_id, o.qty = cl, qty
         if not math.isnan(px):
             o.price = px
+        if msg.isSetField(fm.TIME_IN_FORCE):  # a replace that names a TimeInForce changes it; else it stands
+            o.tif = msg.getField(fm.TIME_IN_FORCE)
+            o.expire_date, o.expire_time = fm.get(msg, EXPIRE_DATE), fm.get(msg, EXPIRE_TIME)
         o.status = "1" if o.cum_qty > 0 else "0"
         self.orders[cl] = o
         self._report(o, "5", orig=orig)
@@ -338,8 +409,11 @@ class VenueSim:
 
     def _amend_trade(self, exec_id: str, exec_type: str, qty: float | None, px: float | None) -> None:
         with self.lock:
-            fill = next(f for f in self.fills if f["exec_id"] == exec_id)
-            o = next(o for o in self.orders.values() if o.order_id == fill["order_id"])
+            fill = next((f for f in self.fills if f["exec_id"] == exec_id), None)
+            o = None if fill is None else next((o for o in self.orders.values() if o.order_id == fill["order_id"]),
+                                               None)
+            if fill is None or o is None:  # never made, or its order is done and forgotten (a past session)
+                raise KeyError(f"no fill {exec_id} of an order the venue still knows")
             old_qty, old_px = float(fill["qty"]), float(fill["px"])  # type: ignore[arg-type]
             new_qty, new_px = (0.0, old_px) if exec_type == "H" else (float(qty or 0), float(px or 0))
             o.cum_qty += new_qty - old_qty
@@ -349,12 +423,71 @@ class VenueSim:
             er = self._report(o, exec_type, last_qty=new_qty if exec_type == "G" else old_qty,
                               last_px=new_px, ref=exec_id)
             self._drop_copy(er, o)
+            self._settle(o)
 
     def cancel_unsolicited(self, cl_ord_id: str) -> None:
         with self.lock:
             o = self.orders[cl_ord_id]
             o.status = "4"
             self._report(o, "4")
+            self._settle(o)
+
+    # ---------------------------------------------------------------- session end and memory
+    def end_of_day(self, now: dt.datetime | None = None) -> int:
+        """The venue's session end, now: expire every open order that does not outlive the session (ExecType C,
+        OrdStatus C, LeavesQty 0, to the order's session), then forget every done order and its fills.
+
+        GTC orders stay open; a GTD order expires once its ExpireTime has passed or at the session end of its
+        ExpireDate. `now` (UTC) stands in for the clock. Returns how many orders expired.
+        """
+        now = now or dt.datetime.now(dt.timezone.utc)
+        with self.lock:
+            expired = 0
+            for o in list(self.orders.values()):
+                if o.status not in DONE and o.expires_at_session_end(now):
+                    o.status = "C"
+                    self._report(o, "C")
+                    expired += 1
+            self._forget([cl for cl, o in self.orders.items() if o.status in DONE])
+        log.info("venue session end", extra={"expired": expired, "open": len(self.orders)})
+        return expired
+
+    def _session_end_loop(self, at_utc: str) -> None:
+        due = next_session_end(dt.datetime.now(dt.timezone.utc), at_utc)
+        while not self._stop_timer.is_set():
+            left = (due - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            if left > 0:
+                self._stop_timer.wait(min(left, 60.0))  # re-read the clock at least every minute
+                continue
+            try:
+                self.end_of_day(due)
+            except Exception:  # noqa: BLE001 - the timer must survive a failed session end
+                log.exception("venue session end failed")
+            due = next_session_end(max(due, dt.datetime.now(dt.timezone.utc)), at_utc)
+
+    def _settle(self, o: SimOrder) -> None:
+        """Keep `_done` in step with `o` (a bust can reopen a filled order); forget the oldest done orders once
+        there are more than `done_orders_kept`, half of them at a time so that the fills list is rebuilt
+        rarely."""
+        if o.status in DONE:
+            self._done[o.cl_ord_id] = None
+            keep = self.cfg.done_orders_kept
+            if len(self._done) > keep:
+                self._forget(list(itertools.islice(self._done, len(self._done) - keep // 2)))
+        else:
+            self._done.pop(o.cl_ord_id, None)
+
+    def _forget(self, cl_ord_ids: list[str]) -> None:
+        """Drop these (done) orders and their fills, and the drop copy's phantom fills: from then on a status
+        request or cancel for one is answered as for an unknown order, and busting one of its fills fails."""
+        gone = set()
+        for cl in cl_ord_ids:
+            self._done.pop(cl, None)
+            o = self.orders.pop(cl, None)
+            if o is not None:
+                gone.add(o.order_id)
+        if gone or any(f.get("phantom") for f in self.fills):
+            self.fills[:] = [f for f in self.fills if f["order_id"] not in gone and not f.get("phantom")]
 
     def _report(self, o: SimOrder, exec_type: str, last_qty: float = 0.0, last_px: float = 0.0,
                 orig: str = "", text: str = "", rej_reason: int = 99, ref: str = "") -> fix.Message:
