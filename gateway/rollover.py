@@ -15,6 +15,7 @@ In order:
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import gc
 import logging
@@ -110,6 +111,16 @@ def _engine_resets(gw: Gateway) -> tuple[list[str], dict[str, fix.SessionID]]:
     whole = [r for r, keys in roles.items() if all(resets.get(k) for k in keys)]
     single = {k: sids[k][1] for r, keys in roles.items() if r not in whole for k in keys if resets.get(k)}
     return whole, single
+
+
+def _trim_heap() -> None:
+    """Hand the freed day back to the OS. glibc keeps freed memory in the arena of the thread that allocated
+    it, and every rollover allocates from new threads (restarted engines, the admin worker): without a trim each
+    rollover left about 12 MiB behind until the arenas were full (measured with bench/soak --days)."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
 
 
 def run(gw: Gateway, who: str, why: str, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -226,6 +237,7 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _trim_heap()
     result = {"previous_day": previous, "day": new, "who": who, "why": why,
               "open_orders": len(router.ledger.open), "day_orders_open": day_open,
               "positions_carried": len(positions), "sod_differences": differences, "sod_file_error": sod_error,
