@@ -180,6 +180,8 @@ class Proc:
     popen: subprocess.Popen[bytes]
     stdout: Path
     stderr: Path
+    started_at: float = 0.0  # time.time() just before the process was started
+    stopped_by_us: bool = False  # stop() was called: its exit is not a failure
 
     @property
     def pid(self) -> int:
@@ -213,6 +215,7 @@ class Proc:
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout` seconds; returns the exit status."""
+        self.stopped_by_us = True
         if self.popen.poll() is None:
             try:
                 self.popen.send_signal(signal.SIGTERM)
@@ -241,9 +244,10 @@ class Procs:
         if env:
             full_env.update(env)
         with open(out, "wb") as fo, open(err, "wb") as fe:
+            started_at = time.time()
             p = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=full_env,
                                  cwd=str(cwd or ROOT))
-        proc = Proc(name, p, out, err)
+        proc = Proc(name, p, out, err, started_at)
         self.started.append(proc)
         return proc
 

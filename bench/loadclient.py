@@ -97,7 +97,7 @@ def get(msg: bytes, key: bytes) -> bytes | None:
 
 
 K_MSGTYPE, K_CLORD, K_EXECTYPE, K_TEXT, K_TESTREQ = b"\x0135=", b"\x0111=", b"\x01150=", b"\x0158=", b"\x01112="
-K_SEQ = b"\x0134="
+K_SEQ, K_ORDSTATUS = b"\x0134=", b"\x0139="
 
 
 def pct(sorted_ns: list[int], p: float) -> float:
@@ -126,10 +126,12 @@ class Client:
         self.sock: socket.socket | None = None
         self.logged_on = False
         self.logged_out = False
+        self.logout_sent = False
         self.stamp = Stamper()
         self.pending: dict[str, tuple[int, int]] = {}  # ClOrdID -> (phase index, send ns)
         self.lat: list[array] = []  # per phase, ns
         self.acked: list[int] = []
+        self.filled: list[int] = []  # per phase: orders reported fully filled (150=F/2 with 39=2)
         self.rejects: list[int] = []
         self.last_ack_ns: list[int] = []
         self.late = 0
@@ -261,6 +263,11 @@ class Client:
                     self._text(msg)
             else:
                 self.counts["other_exec_reports"] += 1
+                if (et == b"F" or et == b"2") and get(msg, K_ORDSTATUS) == b"2":
+                    cl = get(msg, K_CLORD) or b""
+                    ph_text, sep, _ = cl.partition(b"-")  # ClOrdIDs are "<phase>-<n>"
+                    if sep and ph_text.isdigit() and int(ph_text) < len(self.filled):
+                        self.filled[int(ph_text)] += 1
         elif t == b"0" or t == b"4":
             pass
         elif t == b"1":
@@ -270,6 +277,9 @@ class Client:
         elif t == b"A":
             self.logged_on = True
         elif t == b"5":
+            if not self.logged_out and not self.logout_sent:  # the server's Logout: confirm it, as FIX asks
+                self.send_admin("5")
+                self.logout_sent = True
             self.logged_out = True
             self._text(msg)
         elif t == b"2":
@@ -299,6 +309,7 @@ class Client:
         if self.logged_out or self.sock is None:
             return
         self.send_admin("5")
+        self.logout_sent = True
         deadline = time.monotonic() + 3
         while not self.logged_out and time.monotonic() < deadline:
             self.pump(0.05)
@@ -322,8 +333,11 @@ class Client:
     def run_phase(self, ph: int, spec: dict[str, Any]) -> dict[str, Any]:
         self.lat.append(array("q"))
         self.acked.append(0)
+        self.filled.append(0)
         self.rejects.append(0)
         self.last_ack_ns.append(0)
+        if spec.get("gate"):
+            self.wait_for_gate(Path(spec["gate"]), float(spec.get("gate_timeout_s", 3600)))
         kind = spec["kind"]
         before = {name: sample(pid) for name, pid in self.watch.items()}
         cpu0 = os.times()
@@ -385,7 +399,8 @@ class Client:
         # drain: wait for every order of this phase, bounded
         drain_deadline = time.monotonic() + self.a.ack_timeout
         while time.monotonic() < drain_deadline and not self.logged_out:
-            if self.acked[ph] + self.rejects[ph] >= sent:
+            if self.acked[ph] + self.rejects[ph] >= sent and \
+                    (not spec.get("await_fills") or self.filled[ph] >= self.acked[ph]):
                 break
             self.pump(0.01)
         t_drained = time.monotonic()
@@ -399,7 +414,8 @@ class Client:
         last_ack = self.last_ack_ns[ph]
         out: dict[str, Any] = {
             "name": spec.get("name", f"phase{ph}"), "kind": kind, "rate": spec.get("rate"), "planned": n,
-            "sent": sent, "acked": self.acked[ph], "rejects": self.rejects[ph], "lost": len(lost),
+            "sent": sent, "acked": self.acked[ph], "filled": self.filled[ph], "rejects": self.rejects[ph],
+            "lost": len(lost),
             "aborted": aborted,
             "send_s": round((last - first) / 1e9, 4),
             "achieved_rate": round((sent - 1) / ((last - first) / 1e9), 1) if sent > 1 and last > first else None,
@@ -428,7 +444,44 @@ class Client:
         while time.monotonic() < settle_end and not self.logged_out:
             self.pump(settle_end - time.monotonic())
         self.heartbeat_if_idle()
+        out["filled"] = self.filled[ph]  # fills that arrived while settling
+        if spec.get("done_file"):  # tell whoever holds the next phase's gate that this one is over
+            done = Path(spec["done_file"])
+            tmp = done.with_name(done.name + ".tmp")
+            tmp.write_text(json.dumps(out))
+            tmp.replace(done)
         return out
+
+    def wait_for_gate(self, gate: Path, timeout_s: float) -> None:
+        """Hold the next phase until `gate` exists (bench/soak rolls the trading day over meanwhile); the
+        session stays up: reports are read, TestRequests answered, heartbeats sent while idle.
+
+        A gate that reads "reset" says the server started the session's new day at MsgSeqNum 1 (it logs the
+        session out for that): log on again on a new connection, from 1, as a client under such an
+        agreement does."""
+        deadline = time.monotonic() + timeout_s
+        while not gate.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {gate} within {timeout_s:.0f}s")
+            if self.logged_out:
+                time.sleep(0.2)  # the server ended the day's session; the gate says what comes next
+                continue
+            self.pump(0.2)
+            self.heartbeat_if_idle()
+        if gate.read_text().strip() == "reset":
+            self.reconnect()
+        elif self.logged_out:
+            raise ConnectionError("logged out by the server while waiting for the next phase")
+
+    def reconnect(self) -> None:
+        """A new connection and a Logon at MsgSeqNum 1 (the previous connection, if still open, is dropped)."""
+        if self.sock is not None:
+            self.sock.close()
+        self.inbuf.clear()
+        self.outbuf.clear()
+        self.seq, self.logged_on, self.logged_out, self.logout_sent = 1, False, False, False
+        self.connect()
+        self.logon()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -464,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "skipped": ladder_over})
                 c.lat.append(array("q"))
                 c.acked.append(0)
+                c.filled.append(0)
                 c.rejects.append(0)
                 c.last_ack_ns.append(0)
                 continue

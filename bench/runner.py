@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (BENCH, CONFIGS, PYTHON, RESULTS, ROOT, Procs, background_cores, dump_toml,  # noqa: E402
@@ -87,8 +87,13 @@ def gateway_config(state: Path, port: int, venue_port: int, dc_port: int,
         doc["dropcopy"]["port"] = dc_port
     for ov in overrides or []:  # "section.key=TOML value", e.g. gateway.fix_message_log=false
         key, _, val = ov.partition("=")
-        section, _, name = key.strip().rpartition(".")
-        doc.setdefault(section, {})[name] = tomllib.loads(f"v = {val.strip()}")["v"]
+        path, _, name = key.strip().rpartition(".")
+        tables: list[dict[str, Any]] = [doc]
+        for part in path.split("."):  # a list of tables (acceptor.clients) takes the value in each of its tables
+            nxt = [t.setdefault(part, {}) for t in tables]
+            tables = [x for t in nxt for x in (t if isinstance(t, list) else [t])]
+        for t in tables:
+            t[name] = tomllib.loads(f"v = {val.strip()}")["v"]
     doc["gateway"]["state_dir"] = str(state / "gateway")
     doc["acceptor"]["port"] = port
     doc["venue"]["port"] = venue_port
@@ -107,14 +112,20 @@ def gateway_argv(a: argparse.Namespace) -> tuple[list[str], dict[str, str], Path
     return [str(FIXGW)], {}, ROOT
 
 
-def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]], run_dir: Path
-                    ) -> dict[str, Any]:
+def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]], run_dir: Path,
+                    during: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Start the arrangement's servers, run the load client's plan against them, stop everything.
+
+    `during` (bench/soak) is called once the client is started, instead of waiting for the client: with the
+    processes, the gateway's config and the client's result path; it must return when the client is done (it
+    may stop and restart the gateway meanwhile); what it returns is the result's "during"."""
     state = run_dir / name
     state.mkdir(parents=True)
     procs = Procs(state)
     _live.append(procs)
     res: dict[str, Any] = {"arrangement": name, "phases": [], "error": ""}
     t0 = time.monotonic()
+    gateway_cmd = None
     try:
         vport = free_port()
         dc_port = vport if a.venue == "fast" else free_port()  # the fast venue serves both on one port
@@ -139,10 +150,12 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         else:
             port, target = free_port(), "FIXGW"
             argv, env, cwd = gateway_argv(a)
-            gw = procs.start("gateway", argv + ["run", "--config", str(gateway_config(state, port, vport, dc_port, a.gateway_override))],
-                             env=env, cwd=cwd)
+            gw_cfg = gateway_config(state, port, vport, dc_port, a.gateway_override)
+            gw = procs.start("gateway", argv + ["run", "--config", str(gw_cfg)], env=env, cwd=cwd)
+            gateway_cmd = (argv + ["run", "--config", str(gw_cfg)], env, cwd)
             gw.wait_for_text("venue session logged on", 90)
             watch["gateway"] = gw.pid
+            res["gateway_config"] = str(gw_cfg)
         (state / "plan.json").write_text(json.dumps(plan))
         out = state / "client.json"
         argv = [str(PYTHON), str(BENCH / "loadclient.py"), "--port", str(port), "--target", target,
@@ -155,10 +168,15 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         if a.profile and name == "gateway":
             profiler = start_profiler(a, procs, watch["gateway"], state)
         budget = plan_budget_s(plan, a.ack_timeout)
-        try:
-            client.popen.wait(budget)
-        except Exception:
-            res["error"] = f"client did not finish within {budget:.0f}s"
+        if during is not None:
+            res["during"] = during({"procs": procs, "client": client, "watch": watch, "state": state,
+                                    "out": out, "gateway_config": res.get("gateway_config"), "budget_s": budget,
+                                    "gateway_cmd": gateway_cmd})
+        else:
+            try:
+                client.popen.wait(budget)
+            except Exception:
+                res["error"] = f"client did not finish within {budget:.0f}s"
         for label, p in (("client", client), ("profiler", profiler)):
             if p is not None and p.alive():
                 p.stop(5)
@@ -167,7 +185,8 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         elif not res["error"]:
             res["error"] = f"client wrote no result:\n{client.tail()}"
         for p in procs.started:
-            if p.name in ("gateway", "passthrough", "venue-sim", "venue-fast") and not p.alive():
+            if p.name in ("gateway", "passthrough", "venue-sim", "venue-fast") and not p.alive() \
+                    and not p.stopped_by_us:
                 res["error"] += f" {p.name} exited early ({p.popen.returncode}): {p.tail(5)}"
         if profiler is not None:
             res["profile"] = str(state / "profile.raw.txt")

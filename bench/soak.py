@@ -3,6 +3,7 @@
     bench/soak                                  # 1,000,000 orders at 250/s (about 67 minutes)
     bench/soak --orders 200000 --rate 2000      # shorter
     bench/soak --arrangement passthrough        # the same flow through the bare QuickFIX proxy
+    bench/soak --days 5 --rate 400              # 5 trading days with a rollover between them (bench/soak_days.py)
 
 The venue fills every order (ack + fill: orders complete, so the risk engine's order slots are released and
 nothing but the gateway's own bookkeeping can accumulate), sides alternate so positions stay flat. Every
@@ -24,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, git_commit, install_stop_handlers, machine_info  # noqa: E402
 import runner  # noqa: E402
+import soak_days  # noqa: E402
 
 
 def verdict(timeline: list[dict[str, Any]], server: str, settle_orders: int, tolerance: float,
@@ -85,23 +87,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gateway-src", help="run the gateway from this source tree instead")
     p.add_argument("--tag", default="")
     p.add_argument("--keep-state", action="store_true", help="keep var/bench/<run>/ (logs, stores)")
+    p.add_argument("--days", type=int, default=1,
+                   help="simulated trading days, a rollover between each two (the orders are split evenly)")
+    p.add_argument("--retention-days", type=int, default=2, help="[trading_day] retention_days with --days")
     p.add_argument("--report", metavar="JSON", help="only print the Markdown of an earlier soak's results")
     a = p.parse_args(argv)
     if a.report:
-        print(markdown(json.loads(Path(a.report).read_text())))
+        res = json.loads(Path(a.report).read_text())
+        print(soak_days.markdown(res) if res["options"].get("days", 1) > 1 else markdown(res))
         return 0
+    if a.days > 1 and a.arrangement != "gateway":
+        p.error("--days needs the gateway arrangement (the rollover is the gateway's)")
     install_stop_handlers(runner._cleanup)
+    days = a.days > 1
     ns = argparse.Namespace(venue=a.venue, venue_action=a.venue_action, ack_timeout=30.0, max_backlog_s=5.0,
-                            passthrough_args="", gateway_src=a.gateway_src, gateway_override=[], profile=False)
+                            passthrough_args="", gateway_src=a.gateway_src, profile=False,
+                            gateway_override=soak_days.overrides(a.retention_days) if days else [])
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-soak" + (f"-{a.tag}" if a.tag else "")
     run_dir = ROOT / "var" / "bench" / run_id
     run_dir.mkdir(parents=True)
     git = git_commit()  # at the start: the gateway process runs the tree as it is now
-    plan = [{"name": "soak", "kind": "rate", "rate": a.rate, "orders": a.orders, "sample_every_s": a.sample_s,
-             "settle_s": 0.5}]
-    print(f"soak {run_id}: {a.orders:,} orders at {a.rate:,}/s through the {a.arrangement} "
-          f"(about {a.orders / a.rate / 60:.0f} min)", flush=True)
-    r = runner.run_arrangement(a.arrangement, ns, plan, run_dir)
+    if days:
+        plan = soak_days.plan(a.orders, a.days, a.rate, a.sample_s, run_dir / a.arrangement)
+    else:
+        plan = [{"name": "soak", "kind": "rate", "rate": a.rate, "orders": a.orders, "sample_every_s": a.sample_s,
+                 "settle_s": 0.5}]
+    print(f"soak {run_id}: {a.orders:,} orders at {a.rate:,}/s through the {a.arrangement}"
+          f"{f' over {a.days} trading days' if days else ''} (about {a.orders / a.rate / 60:.0f} min)", flush=True)
+    during = (lambda ctx: soak_days.roll_days(a.days, ctx)) if days else None
+    r = runner.run_arrangement(a.arrangement, ns, plan, run_dir, during=during)
+    if days:
+        return _days_result(a, r, run_id, run_dir, git, argv)
     server = "gateway" if a.arrangement == "gateway" else "proxy"
     phase = (r.get("phases") or [{}])[0]
     timeline = phase.pop("timeline", [])
@@ -123,6 +139,28 @@ def main(argv: list[str] | None = None) -> int:
         import shutil
         shutil.rmtree(run_dir, ignore_errors=True)
     return 0 if res["verdict"].get("flat") and res["verdict"]["completed"] and not r.get("error") else 1
+
+
+def _days_result(a: argparse.Namespace, r: dict[str, Any], run_id: str, run_dir: Path, git: dict[str, str],
+                 argv: list[str] | None) -> int:
+    rows = (r.get("during") or {}).get("days", [])
+    res = {"run_id": run_id, "machine": machine_info(), "git": git, "arrangement": a.arrangement,
+           "command": "bench/soak " + " ".join(sys.argv[1:] if argv is None else argv), "options": vars(a),
+           "during": r.get("during"), "phases": r.get("phases"), "error": r.get("error"),
+           "verdict": soak_days.verdict(rows, a.tolerance)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{run_id}.json").write_text(json.dumps(res, indent=1))
+    md = soak_days.markdown(res)
+    (RESULTS / f"{run_id}.md").write_text(md)
+    print(md)
+    if r.get("error"):
+        print("error:", r["error"])
+    print(f"results: bench/results/{run_id}.json")
+    if not a.keep_state:
+        import shutil
+        shutil.rmtree(run_dir, ignore_errors=True)
+    v = res["verdict"]
+    return 0 if v.get("flat") and v.get("completed") and not r.get("error") and len(rows) == a.days else 1
 
 
 if __name__ == "__main__":
