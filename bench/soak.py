@@ -116,20 +116,26 @@ def main(argv: list[str] | None = None) -> int:
           f"{f' over {a.days} trading days' if days else ''} (about {a.orders / a.rate / 60:.0f} min)", flush=True)
     during = (lambda ctx: soak_days.roll_days(a.days, ctx)) if days else None
     r = runner.run_arrangement(a.arrangement, ns, plan, run_dir, during=during)
+    res: dict[str, Any] = {"run_id": run_id, "machine": machine_info(), "git": git, "arrangement": a.arrangement,
+                           "command": "bench/soak " + " ".join(sys.argv[1:] if argv is None else argv),
+                           "options": vars(a), "error": r.get("error")}
     if days:
-        return _days_result(a, r, run_id, run_dir, git, argv)
-    server = "gateway" if a.arrangement == "gateway" else "proxy"
-    phase = (r.get("phases") or [{}])[0]
-    timeline = phase.pop("timeline", [])
-    res = {"run_id": run_id, "machine": machine_info(), "git": git, "arrangement": a.arrangement,
-           "server": server, "command": "bench/soak " + " ".join(sys.argv[1:] if argv is None else argv),
-           "options": vars(a), "phase": phase, "timeline": timeline, "error": r.get("error"),
-           "hwm_mib": round((r.get("final", {}).get(server, {}).get("hwm_kb") or 0) / 1024, 1),
-           "verdict": verdict(timeline, server, a.settle_orders, a.tolerance, a.orders)}
-    res["verdict"]["completed"] = not (phase.get("aborted") or phase.get("lost"))
+        rows = (r.get("during") or {}).get("days", [])
+        res.update(during=r.get("during"), phases=r.get("phases"), verdict=soak_days.verdict(rows, a.tolerance))
+        md = soak_days.markdown(res)
+        ok = bool(res["verdict"].get("flat") and res["verdict"].get("completed") and len(rows) == a.days)
+    else:
+        server = "gateway" if a.arrangement == "gateway" else "proxy"
+        phase = (r.get("phases") or [{}])[0]
+        timeline = phase.pop("timeline", [])
+        res.update(server=server, phase=phase, timeline=timeline,
+                   hwm_mib=round((r.get("final", {}).get(server, {}).get("hwm_kb") or 0) / 1024, 1),
+                   verdict=verdict(timeline, server, a.settle_orders, a.tolerance, a.orders))
+        res["verdict"]["completed"] = not (phase.get("aborted") or phase.get("lost"))
+        md = markdown(res)
+        ok = bool(res["verdict"].get("flat") and res["verdict"]["completed"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{run_id}.json").write_text(json.dumps(res, indent=1))
-    md = markdown(res)
     (RESULTS / f"{run_id}.md").write_text(md)
     print(md)
     if r.get("error"):
@@ -138,29 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.keep_state:
         import shutil
         shutil.rmtree(run_dir, ignore_errors=True)
-    return 0 if res["verdict"].get("flat") and res["verdict"]["completed"] and not r.get("error") else 1
-
-
-def _days_result(a: argparse.Namespace, r: dict[str, Any], run_id: str, run_dir: Path, git: dict[str, str],
-                 argv: list[str] | None) -> int:
-    rows = (r.get("during") or {}).get("days", [])
-    res = {"run_id": run_id, "machine": machine_info(), "git": git, "arrangement": a.arrangement,
-           "command": "bench/soak " + " ".join(sys.argv[1:] if argv is None else argv), "options": vars(a),
-           "during": r.get("during"), "phases": r.get("phases"), "error": r.get("error"),
-           "verdict": soak_days.verdict(rows, a.tolerance)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{run_id}.json").write_text(json.dumps(res, indent=1))
-    md = soak_days.markdown(res)
-    (RESULTS / f"{run_id}.md").write_text(md)
-    print(md)
-    if r.get("error"):
-        print("error:", r["error"])
-    print(f"results: bench/results/{run_id}.json")
-    if not a.keep_state:
-        import shutil
-        shutil.rmtree(run_dir, ignore_errors=True)
-    v = res["verdict"]
-    return 0 if v.get("flat") and v.get("completed") and not r.get("error") and len(rows) == a.days else 1
+    return 0 if ok and not r.get("error") else 1
 
 
 if __name__ == "__main__":

@@ -23,12 +23,23 @@ import datetime as dt
 import zoneinfo
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.weekday()
 QF_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # QuickFIX reads the first two letters
 WEEKDAYS: list[Day] = ["mon", "tue", "wed", "thu", "fri"]
+
+
+def _known_zone(v: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/London)") from None
+    return v
+
+
+TimeZone = Annotated[str, AfterValidator(_known_zone)]  # an IANA zone name, checked when the config loads
 
 
 def _parse_time(v: str) -> dt.time:
@@ -44,7 +55,7 @@ class Schedule(BaseModel):
     start: str
     end: str
     days: Annotated[list[Day], Field(min_length=1)] = Field(default_factory=lambda: list(WEEKDAYS))
-    time_zone: str = "UTC"
+    time_zone: TimeZone = "UTC"
     sequence_reset: Literal["daily", "weekly", "never"] = "daily"
 
     @field_validator("start", "end")
@@ -65,15 +76,6 @@ class Schedule(BaseModel):
         repeated = sorted({d for d in v if v.count(d) > 1})
         if repeated:
             raise ValueError(f"{', '.join(repeated)} listed more than once")
-        return v
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/London)") from None
         return v
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from config.errors import ConfigError
-from config.schedule import Schedule
+from config.schedule import Schedule, TimeZone
 
 CompID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -138,21 +138,10 @@ class TradingDaySettings(_Strict):
     """When a trading day ends and what the next one inherits (see docs/operations.md, Trading days)."""
 
     rollover_at: HHMM | None = None  # local time in time_zone; None: only `fixgw admin rollover`
-    time_zone: str = "UTC"
+    time_zone: TimeZone = "UTC"
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 30  # archived days kept under <state_dir>/archive
     carry_kill_switches: bool = True  # a kill switch stays on until an operator turns it off
     carry_reduce_only: bool = True
-
-    @field_validator("time_zone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        import zoneinfo
-
-        try:
-            zoneinfo.ZoneInfo(v)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/London)") from None
-        return v
 
 
 class MetricsSettings(_Strict):

@@ -33,17 +33,25 @@ def _open(gw) -> list[str]:
 REST = Rule(symbol="AAPL", action="ack")  # AAPL orders rest at the venue (the demo rules fill them)
 
 
-def test_end_of_day_expires_the_day_order_and_the_gtc_order_stays_open(stack) -> None:
+def _resting_aapl(stack):
+    """Simulator (AAPL rests), gateway and a client up: (gateway, client, risk engine, ACC1, AAPL)."""
     _with_sim(stack, REST)
     stack.start_sim()
     gw = stack.start_gateway()
-    c = stack.client()
     e = gw.risk.engine
-    a, aapl = e.account_index("ACC1"), e.instrument_index("AAPL")
-    c.new_order("DAY1", "ACC1", "AAPL", "1", 100, 190.0, tif="0")
-    c.new_order("GTC1", "ACC1", "AAPL", "1", 30, 190.0, tif="1")
-    _er(c, "DAY1", "0")
-    _er(c, "GTC1", "0")
+    return gw, stack.client(), e, e.account_index("ACC1"), e.instrument_index("AAPL")
+
+
+def _rest(c, cl: str, side: str, qty: float, **kw: object) -> None:
+    """An AAPL limit order that the venue acknowledges and leaves resting."""
+    c.new_order(cl, "ACC1", "AAPL", side, qty, 190.0, **kw)
+    _er(c, cl, "0")
+
+
+def test_end_of_day_expires_the_day_order_and_the_gtc_order_stays_open(stack) -> None:
+    gw, c, e, a, aapl = _resting_aapl(stack)
+    _rest(c, "DAY1", "1", 100, tif="0")
+    _rest(c, "GTC1", "1", 30, tif="1")
     assert _open(gw) == ["DAY1", "GTC1"]
     assert e.open_exposure(a, aapl) == (130.0, 0.0)
     count = e.open_order_count()
@@ -74,16 +82,9 @@ def test_end_of_day_expires_the_day_order_and_the_gtc_order_stays_open(stack) ->
 
 
 def test_the_risk_reservation_count_drops_by_one(stack) -> None:
-    _with_sim(stack, REST)
-    stack.start_sim()
-    gw = stack.start_gateway()
-    c = stack.client()
-    e = gw.risk.engine
-    a, aapl = e.account_index("ACC1"), e.instrument_index("AAPL")
-    c.new_order("D1", "ACC1", "AAPL", "2", 40, 191.0, tif="0")
-    c.new_order("G1", "ACC1", "AAPL", "2", 25, 191.0, tif="1")
-    _er(c, "D1", "0")
-    _er(c, "G1", "0")
+    gw, c, e, a, aapl = _resting_aapl(stack)
+    _rest(c, "D1", "2", 40, tif="0")
+    _rest(c, "G1", "2", 25, tif="1")
     before = e.open_order_count()
     assert e.open_exposure(a, aapl) == (0.0, 65.0)
     assert stack.sim.end_of_day() == 1
@@ -94,16 +95,9 @@ def test_the_risk_reservation_count_drops_by_one(stack) -> None:
 
 
 def test_an_order_without_time_in_force_is_a_day_order(stack) -> None:
-    _with_sim(stack, REST)
-    stack.start_sim()
-    gw = stack.start_gateway()
-    c = stack.client()
-    e = gw.risk.engine
-    a, aapl = e.account_index("ACC1"), e.instrument_index("AAPL")
-    c.new_order("N1", "ACC1", "AAPL", "1", 10, 190.0)  # no 59
-    c.new_order("G1", "ACC1", "AAPL", "1", 20, 190.0, extra={59: "1"})
-    _er(c, "N1", "0")
-    _er(c, "G1", "0")
+    gw, c, e, a, aapl = _resting_aapl(stack)
+    _rest(c, "N1", "1", 10)  # no 59
+    _rest(c, "G1", "1", 20, extra={59: "1"})
     assert _venue(stack, "N1").tif == ""
     assert stack.sim.end_of_day() == 1
     x = _er(c, "N1", "C", "C")

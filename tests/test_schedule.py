@@ -162,6 +162,12 @@ def test_bad_schedules_name_the_field_and_why(tmp_path: Path, schedule: dict, fi
     assert f"{field}:" in text and reason in text, text
 
 
+def test_the_trading_days_zone_is_checked_the_same_way(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config({**BASE, "trading_day": {"time_zone": "Europe/Atlantis"}}, tmp_path / "gw.toml")
+    assert "trading_day.time_zone:" in str(e.value) and "unknown time zone 'Europe/Atlantis'" in str(e.value)
+
+
 def test_the_documented_toml_loads(tmp_path: Path) -> None:
     p = tmp_path / "gw.toml"
     p.write_text('''
