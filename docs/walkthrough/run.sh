@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Operations walk-through: the venue simulator (with drop-copy faults), the daemon, a scripted OMS session,
-# and the admin, journal, metrics and reconcile commands, all on 127.0.0.1. After ./dev setup:
+# and the admin (a trading-day rollover among them), journal, metrics and reconcile commands, all on
+# 127.0.0.1. After ./dev setup:
 #   docs/walkthrough/run.sh [WORK_DIR]        (default: a new temporary folder, kept and printed at the end)
 # It uses the demo's fixed ports (19878, 19880, 19881) and 19890 for metrics: stop anything on them first.
 set -euo pipefail
@@ -47,6 +48,16 @@ show fixgw admin --config "$CFG" kill off --scope account:ACC1 --who alice --why
 show fixgw admin --config "$CFG" reload --who bob --why "new limits"
 show fixgw admin --config "$CFG" logout "FIXGW->OMS1" --who bob --why "client maintenance"
 show fixgw admin --config "$CFG" logon "FIXGW->OMS1" --who bob --why "maintenance over"
+day_view() {
+  echo; echo "\$ fixgw admin --config \$CFG status   (trading_day, open_orders, orders)"
+  fixgw admin --config "$CFG" status | python -c 'import json, sys
+d = json.load(sys.stdin)
+print(json.dumps({k: d[k] for k in ("trading_day", "open_orders", "orders")}, indent=1))'
+}
+echo; echo "\$ order G1 JPM gtc   (rests at the venue through the rollover)"; order G1 JPM gtc
+day_view
+show fixgw admin --config "$CFG" rollover --who carol --why "end of trading day"
+day_view
 show fixgw journal --config "$CFG" --table admin
 show fixgw journal --config "$CFG" --code KILL_SWITCH_ACCOUNT
 echo; echo "\$ curl -s 127.0.0.1:19890/metrics | grep ..."
