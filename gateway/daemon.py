@@ -144,19 +144,19 @@ async def end_of_day(gw: Gateway, at_utc: str, clock: Callable[[], dt.datetime] 
 
 
 async def trading_day_rollover(gw: Gateway) -> None:
-    """[trading_day] rollover_at, every day; a rollover missed while the gateway was down runs at once."""
+    """[trading_day] rollover_at, Monday to Friday; a rollover missed while the gateway was down runs at once."""
     from gateway import trading_day as td
 
     tdc = gw.cfg.trading_day
     at = tdc.rollover_at or ""
-    last_due = td.next_rollover(gw.clock() - dt.timedelta(days=1), at, tdc.time_zone)
-    if gw.day_started < last_due <= gw.clock():
+    if gw.day_started < td.last_rollover(gw.clock(), at, tdc.time_zone):
         await _roll(gw, f"rollover_at {at} {tdc.time_zone} passed while the gateway was down")
     while True:
         now = gw.clock()
         due = td.next_rollover(now, at, tdc.time_zone)
         await asyncio.sleep((due - now).total_seconds())
-        await _roll(gw, f"rollover_at {at} {tdc.time_zone}")
+        if gw.day_started < due:  # not when the clock stepped back past a rollover already made
+            await _roll(gw, f"rollover_at {at} {tdc.time_zone}")
 
 
 async def _roll(gw: Gateway, why: str) -> None:

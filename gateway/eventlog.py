@@ -133,20 +133,28 @@ class EventLog:
                 ev["q"] = seq
                 lines.append(_dumps(ev) + "\n")
             nxt = self.next_path
-            fd = os.open(nxt, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-            try:
-                os.write(fd, "".join(lines).encode())
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            with open(nxt, "wb") as f:  # a buffered file writes all of it or raises (os.write may write part)
+                f.write("".join(lines).encode())
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(nxt, 0o640)
             os.fsync(self._fd)
             archive_to.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(archive_to.parent.parent)
             os.replace(self.path, archive_to)
-            os.replace(nxt, self.path)
-            _fsync_dir(self.path.parent)
-            _fsync_dir(archive_to.parent)
-            os.close(self._fd)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o640)
+            try:
+                # The old day is durable in the archive before the new day takes its name: a power cut can
+                # leave the day in one place or the other (a start finishes the roll), never in neither.
+                _fsync_dir(archive_to.parent)
+                os.replace(nxt, self.path)
+                _fsync_dir(self.path.parent)
+                os.close(self._fd)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o640)
+            except OSError as e:
+                # Appending now would write into the archived day, which no start reads: fail, and let the
+                # daemon restart (a start finishes the half-done roll).
+                self.failed = e
+                raise
             self.seq = seq
             if inside is not None:
                 inside()

@@ -123,6 +123,43 @@ def _trim_heap() -> None:
         pass
 
 
+def _restart_sessions(gw: Gateway, restart: list[str], singles: dict[str, fix.SessionID],
+                      sids: dict[str, tuple[str, fix.SessionID]], held: set[str], not_out: list[str], rolled: bool,
+                      day_dir: Path) -> int:
+    """Bring the reset sessions back, each on its own: one that fails is logged and the others still come up.
+    Returns how many message-log files went to the archive."""
+    state, archived = gw.cfg.state_dir, 0
+    for role in restart:  # message logs go with their day; the store starts again at MsgSeqNum 1
+        try:
+            if rolled:
+                if gw.cfg.gateway.fix_message_log:
+                    archived += _move_files(state / "fixlog" / role, day_dir / "fixlog" / role)
+                for p in (state / "store" / role).glob("*"):
+                    if p.is_file():
+                        p.unlink()
+            gw.start_engine(role)
+        except Exception:
+            log.exception("rollover: an engine did not start again", extra={"role": role})
+            gw.alert("ROLLOVER_FAILED")
+    for key, sid in singles.items():
+        s = fix.Session.lookupSession(sid)
+        if s is None:
+            continue
+        try:
+            if rolled and key not in not_out:
+                s.reset()  # logged out and held: its store starts again at 1; its log runs on
+            if key not in held:
+                s.logon()
+        except Exception:
+            log.exception("rollover: a session did not come back", extra={"session": key})
+            gw.alert("ROLLOVER_FAILED")
+    for key in held:  # a restarted engine enables every session: put the holds back
+        s = fix.Session.lookupSession(sids[key][1])
+        if s is not None and s.isEnabled():
+            s.logout("held out before the rollover")
+    return archived
+
+
 def run(gw: Gateway, who: str, why: str, now: dt.datetime | None = None) -> dict[str, Any]:
     if not who or not why:
         raise ValueError("who and why are required for every operator action")
@@ -141,13 +178,20 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
     previous = gw.trading_day
     new = td.next_day(previous, now, tdc.time_zone)
     day_dir = cfg.archive_dir / previous
-    if day_dir.exists():
-        raise RolloverError(f"{day_dir} exists already: day {previous} was archived before")
+    if (day_dir / "events.log").exists():  # a folder alone may be what a failed roll left: no archive yet
+        raise RolloverError(f"{day_dir / 'events.log'} exists already: day {previous} was archived before")
     restart, singles = _engine_resets(gw)
-    for role in restart:  # the engine logs its sessions out: no traffic while the day turns
-        gw.stop_engine(role)
+    sids = gw.session_ids()
+    # Sessions whose logout here is the day's end, not a client going away: no cancel-on-disconnect for them.
+    resetting = {k for k, (role, _) in sids.items() if ROLE_DIRS[role] in restart} | set(singles)
+    # An operator's or a schedule's hold outlives the rollover: those sessions come back disabled.
+    held = {k for k in resetting if (s := fix.Session.lookupSession(sids[k][1])) is not None and not s.isEnabled()}
+    gw.planned_logouts |= resetting
     rolled = False
+    not_out: list[str] = []
     try:
+        for role in restart:  # the engine logs its sessions out: no traffic while the day turns
+            gw.stop_engine(role)
         not_out = _hold_out(singles)
         if not_out:
             log.error("sessions did not log out for the rollover: their sequence numbers run on",
@@ -185,22 +229,8 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
             gw.day_started = now
             t_locked = time.monotonic() - t_lock
     finally:
-        archived_logs = 0
-        state = cfg.state_dir
-        for role in restart:  # message logs go with their day; the store starts again at MsgSeqNum 1
-            if rolled:
-                if cfg.gateway.fix_message_log:
-                    archived_logs += _move_files(state / "fixlog" / role, day_dir / "fixlog" / role)
-                for p in (state / "store" / role).glob("*"):
-                    if p.is_file():
-                        p.unlink()
-            gw.start_engine(role)
-        for key, sid in singles.items():
-            s = fix.Session.lookupSession(sid)
-            if s is not None:
-                if rolled and key not in not_out:
-                    s.reset()  # logged out and held: its store starts again at 1; its log runs on
-                s.logon()
+        archived_logs = _restart_sessions(gw, restart, singles, sids, held, not_out, rolled, day_dir)
+        gw.planned_logouts -= resetting
     gw.journal.flush()
 
     reports: list[str] = []

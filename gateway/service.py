@@ -68,6 +68,7 @@ class Gateway:
         state.mkdir(parents=True, exist_ok=True)
         self.metrics = Metrics()
         self.rollover_lock = threading.Lock()
+        self.planned_logouts: set[str] = set()  # sessions a rollover is logging out and bringing back
         self.events = EventLog(state / "events.log")
         # Read once, today's segment only: the ledger, journal and reconciliation rebuild from it.
         history = list(self.events.replay())
@@ -252,7 +253,8 @@ class Gateway:
     def _client_logout(self, sid: fix.SessionID) -> None:
         self.router.client_logout(sid)
         key = f"{sid.getSenderCompID().getValue()}->{sid.getTargetCompID().getValue()}"
-        if key in self._cancel_on_disconnect and not self.router.stopping:
+        planned = key in self.planned_logouts or self.schedules.holds(key)  # the day's end, not a client gone
+        if key in self._cancel_on_disconnect and not self.router.stopping and not planned:
             # Not from QuickFIX's callback: the cancels go out from housekeeping a moment later.
             self._disconnected.append(key)
 

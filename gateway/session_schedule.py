@@ -93,8 +93,8 @@ class ScheduleKeeper:
         enabled = bool(session.isEnabled())
         if not inside and enabled:
             was_up = bool(session.isLoggedOn())
+            self._held.add(key)  # before the logout: its callback asks holds() whether the logout was planned
             session.logout(OUTSIDE)
-            self._held.add(key)
             log.warning("session closed: outside its schedule", extra={
                 "session": key, "was_logged_on": was_up, **_boundaries(schedule, now)})
             return False
@@ -106,6 +106,10 @@ class ScheduleKeeper:
         if inside and enabled:
             self._held.discard(key)  # someone else enabled it: nothing of ours to lift
         return None
+
+    def holds(self, key: str) -> bool:
+        """Whether this keeper closed the session (a logout then is its schedule's end, not a client gone)."""
+        return key in self._held
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Per scheduled session: describe() plus whether QuickFIX has it enabled and logged on."""

@@ -50,15 +50,34 @@ def next_day(previous: str, now: dt.datetime, time_zone: str) -> str:
     return d.strftime("%Y%m%d")
 
 
-def next_rollover(now: dt.datetime, at: str, time_zone: str) -> dt.datetime:
-    """The first `at` (HH:MM local) strictly after `now`, as an aware UTC datetime."""
-    tz = zoneinfo.ZoneInfo(time_zone)
-    local = now.astimezone(tz)
+def _due_on(day: dt.date, at: str, tz: zoneinfo.ZoneInfo) -> dt.datetime:
     hh, mm = (int(x) for x in at.split(":"))
-    due = local.replace(hour=hh, minute=mm, second=0, microsecond=0)
-    if due <= local:
-        due = (local + dt.timedelta(days=1)).replace(hour=hh, minute=mm, second=0, microsecond=0)
-    return due.astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(hh, mm), tzinfo=tz).astimezone(dt.timezone.utc)
+
+
+def next_rollover(now: dt.datetime, at: str, time_zone: str) -> dt.datetime:
+    """The first `at` (HH:MM local) strictly after `now` on a weekday, as an aware UTC datetime.
+
+    Scheduled rollovers skip Saturday and Sunday: day labels skip the weekend (next_day), so a Friday evening
+    rollover already begins Monday's day, and one on Saturday would begin Tuesday's while Monday's is unused."""
+    tz = zoneinfo.ZoneInfo(time_zone)
+    day = now.astimezone(tz).date()
+    while True:
+        due = _due_on(day, at, tz)
+        if due > now and day.weekday() not in WEEKEND:
+            return due
+        day += dt.timedelta(days=1)
+
+
+def last_rollover(now: dt.datetime, at: str, time_zone: str) -> dt.datetime:
+    """The latest scheduled rollover (weekdays, `at` local) at or before `now`, as an aware UTC datetime."""
+    tz = zoneinfo.ZoneInfo(time_zone)
+    day = now.astimezone(tz).date()
+    while True:
+        due = _due_on(day, at, tz)
+        if due <= now and day.weekday() not in WEEKEND:
+            return due
+        day -= dt.timedelta(days=1)
 
 
 def _num(x: float) -> float | None:

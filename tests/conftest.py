@@ -47,10 +47,11 @@ class Stack:
             self.gw = None
 
     def client(self, sender: str = "OMS1", target: str = "FIXGW", name: str | None = None,
-               logon: bool = True) -> "object":
+               logon: bool = True, reset_on_logon: bool = False) -> "object":
         from gateway.oms_client import OmsClient
 
-        c = OmsClient(sender, target, self.cfg.acceptor.port, self.tmp / (name or sender.lower()))  # type: ignore
+        c = OmsClient(sender, target, self.cfg.acceptor.port, self.tmp / (name or sender.lower()),  # type: ignore
+                      reset_on_logon=reset_on_logon)
         c.start()
         self.clients.append(c)
         if logon:

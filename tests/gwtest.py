@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 
 def _toml_value(v: object) -> str:
@@ -34,3 +35,14 @@ def write_config(cfg: "object", path: Path) -> Path:
         lines.append("")
     path.write_text("\n".join(lines))
     return path
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    """For state with no event to wait on (QuickFIX's session state, its log files): poll briefly, fail loudly."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout}s")
+        time.sleep(0.02)

@@ -204,6 +204,34 @@ def test_a_crash_between_the_two_renames_of_a_rollover_is_finished_at_start(runn
     assert _positions(gw, "ACC1") == {"AAPL": 10}
 
 
+def test_a_roll_that_fails_after_archiving_the_old_day_fails_the_log(tmp_path, monkeypatch) -> None:
+    # Appending on would write into the archived day, which no start reads: the log must refuse instead.
+    log = EventLog(tmp_path / "events.log")
+    log.append({"e": "INIT", "prefix": "G1-", "day": "20261202", "ts": 1})
+    real, calls = os.replace, []
+
+    def fail_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(5, "simulated I/O error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_second)
+    with pytest.raises(OSError):
+        log.roll([{"e": "INIT", "prefix": "G1-", "day": "20261203", "ts": 2}], tmp_path / "archive" / "events.log")
+    assert log.failed is not None
+    monkeypatch.setattr(os, "replace", real)
+    again = EventLog(tmp_path / "events.log")  # the restart finishes the roll
+    assert [e["day"] for e in again.replay()] == ["20261203"]
+
+
+def test_an_empty_archive_folder_left_by_a_failed_roll_does_not_block_the_next(running) -> None:
+    gw = running.gw
+    (gw.cfg.archive_dir / gw.trading_day).mkdir(parents=True)
+    res = gw.rollover("tester", "after a failed roll")
+    assert (gw.cfg.archive_dir / res["previous_day"] / "events.log").exists()
+
+
 def test_a_crash_before_the_old_day_is_archived_discards_the_half_written_new_day(tmp_path) -> None:
     log = EventLog(tmp_path / "events.log")
     log.append({"e": "INIT", "prefix": "G1-", "day": "20261202", "ts": 1})
@@ -371,6 +399,22 @@ def test_the_rollover_time_is_local_to_its_time_zone() -> None:
     assert due == dt.datetime(2026, 7, 1, 21, 30, tzinfo=dt.timezone.utc)
     winter = td.next_rollover(dt.datetime(2026, 12, 1, 23, 0, tzinfo=dt.timezone.utc), "17:30", "America/New_York")
     assert winter == dt.datetime(2026, 12, 2, 22, 30, tzinfo=dt.timezone.utc)
+
+
+def test_scheduled_rollovers_skip_the_weekend() -> None:
+    utc = dt.timezone.utc
+    fri = dt.datetime(2026, 12, 4, 12, 0, tzinfo=utc)  # a Friday
+    assert td.next_rollover(fri, "17:30", "UTC") == dt.datetime(2026, 12, 4, 17, 30, tzinfo=utc)
+    after = dt.datetime(2026, 12, 4, 18, 0, tzinfo=utc)
+    assert td.next_rollover(after, "17:30", "UTC") == dt.datetime(2026, 12, 7, 17, 30, tzinfo=utc)  # Monday
+    # Friday evening's rollover begins Monday; with no rollover at the weekend Monday's ends Monday evening.
+    assert td.next_day("20261204", after, "UTC") == "20261207"
+    sunday = dt.datetime(2026, 12, 6, 20, 0, tzinfo=utc)
+    assert td.last_rollover(sunday, "17:30", "UTC") == dt.datetime(2026, 12, 4, 17, 30, tzinfo=utc)
+    # A morning schedule: Monday 02:00 ends Friday's day and begins Monday's.
+    assert td.next_rollover(dt.datetime(2026, 12, 5, 1, 0, tzinfo=utc), "02:00", "UTC") == \
+        dt.datetime(2026, 12, 7, 2, 0, tzinfo=utc)
+    assert td.next_day("20261204", dt.datetime(2026, 12, 7, 2, 0, tzinfo=utc), "UTC") == "20261207"
 
 
 def test_a_rollover_needs_who_and_why(running) -> None:

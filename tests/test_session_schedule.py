@@ -10,8 +10,7 @@ import datetime as dt
 import functools
 import math
 import threading
-import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 import quickfix as fix
@@ -20,20 +19,12 @@ from config.schedule import Schedule, in_session, quickfix_settings
 from gateway import qf_settings as qs
 from gateway.apps import App
 from gateway.session_schedule import OUTSIDE, ScheduleKeeper
+from tests.gwtest import wait_until
 from tests.rawfix import RawSession
 
 S1 = "FIXGW->OMS1"
 UTC = dt.timezone.utc
 ALL = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-def _wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
-    """For state with no event to wait on (QuickFIX's session state): poll briefly, fail loudly."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout}s")
-        time.sleep(0.02)
 
 
 def _hms(t: dt.datetime) -> str:
@@ -116,7 +107,7 @@ def test_a_client_window_ends_refuses_logons_and_starts_again_at_seq_1(stack, mo
 
         # Outside the window: the gateway's session is disabled, its store reset, and a Logon is refused,
         # even one asking for a sequence reset.
-        _wait_until(lambda: gw.session_states()[S1]["schedule"]["enabled"] is False, 3, "keeper disabled S1")
+        wait_until(lambda: gw.session_states()[S1]["schedule"]["enabled"] is False, 3, "keeper disabled S1")
         raw = RawSession(stack.cfg.acceptor.port, "OMS1")
         try:
             with pytest.raises(ConnectionError):
@@ -171,7 +162,7 @@ def test_the_keeper_keeps_a_session_down_on_a_non_trading_day(stack) -> None:
 
     oms = stack.client(logon=False)  # it keeps trying (ReconnectInterval=1)
     log_file = "FIX.4.4-FIXGW-OMS1.event.current.log"
-    _wait_until(lambda: "Session is not enabled for logon" in _event_log(stack, log_file), 6, "a refused logon")
+    wait_until(lambda: "Session is not enabled for logon" in _event_log(stack, log_file), 6, "a refused logon")
     assert not oms.logged_on
 
     clock.now = _on(2)  # a Wednesday
@@ -231,7 +222,7 @@ def test_the_keeper_holds_the_venue_session_out_of_hours(stack) -> None:
     clock = Clock(now + dt.timedelta(hours=12))
     gw.schedules.clock = clock
     assert gw.schedules.tick() == [(venue_key, False)]
-    _wait_until(lambda: not gw.venue_logged_on.is_set(), 10, "venue logged out")
+    wait_until(lambda: not gw.venue_logged_on.is_set(), 10, "venue logged out")
     clock.now = now
     assert gw.schedules.tick() == [(venue_key, True)]
     assert gw.venue_logged_on.wait(15), "the venue session did not log on again"
