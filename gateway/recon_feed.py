@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
+from gateway.recon.model import FillRecord
 
 if TYPE_CHECKING:
     from config.settings import GatewayConfig
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fixgw.recon")
 
 _STOP = object()
-Mirror = Callable[[str, str, str, float, float, int], None]  # account, symbol, side, qty, px, sign
+Mirror = Callable[[FillRecord, int], None]  # a drop-copy fill, +1 to mirror it, -1 to take it back
 
 
 def reconciliation_off_reason(cfg: GatewayConfig) -> str | None:
@@ -140,11 +141,11 @@ class ReconFeed:
                 continue
             if isinstance(e, UnknownFill):
                 r = e.rec
-                self._mirror(r.account, r.symbol, r.side, r.last_qty, r.last_px, +1)
+                self._mirror(r, +1)
                 self.mirrored += 1
             elif isinstance(e, UnknownFillCovered):
                 r = e.mirrored
-                self._mirror(r.account, r.symbol, r.side, r.last_qty, r.last_px, -1)
+                self._mirror(r, -1)
                 self.mirrored -= 1
         if events:
             self._on_events(events)

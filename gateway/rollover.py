@@ -208,6 +208,8 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
                         "n0": ledger.next_number, "r": ledger.next_request, "ts": time.time_ns()}]
             if gw.risk is not None:
                 carried += gw.risk.carry(tdc.carry_kill_switches, tdc.carry_reduce_only)
+            if gw.mirrored_exec_ids:  # drop-copy fills already inside the carried positions
+                carried.append({"e": "MIRRORED", "x": sorted(gw.mirrored_exec_ids)})
             carried += td.carried_orders(ledger)
             carried += td.carried_ids(ledger, keep_ids)
             positions = {(ev["a"], ev["sym"]): float(ev["qty"]) for ev in carried if ev["e"] == "POS"}

@@ -26,6 +26,7 @@ from gateway.lifecycle import replay
 from gateway.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
 from gateway.recon.events import Event as ReconEvent
+from gateway.recon.model import FillRecord
 from gateway.recon_feed import ReconFeed, reconciliation_off_reason
 from gateway import rollover as rollover_mod
 from gateway import trading_day as td
@@ -95,6 +96,9 @@ class Gateway:
         self._journal_previous_day(history)
         self.journal.catch_up(history)
         rc = cfg.reconciliation
+        # ExecIDs of the drop-copy fills mirrored into the risk state (changed under the router lock with it):
+        # a rollover carries them inside the positions, and a start must not mirror those again.
+        self.mirrored_exec_ids: set[str] = set()
         self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
                                   price_tolerance=rc.price_tolerance)
         self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events,
@@ -105,9 +109,13 @@ class Gateway:
         if self.recon_feed.enabled:
             self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
         self.recon_feed.catch_up([ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
+        carried_mirrors = {x for ev in history if ev.get("e") == "MIRRORED" for x in ev["x"]}
         del history
         for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
-            self._mirror(rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, +1)
+            if rec.exec_id in carried_mirrors:  # already in the positions the day began with
+                self.mirrored_exec_ids.add(rec.exec_id)
+            else:
+                self._mirror(rec, +1)
         self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
 
         self._engines: list[Any] = []
@@ -276,21 +284,23 @@ class Gateway:
         self.recon_feed.on_dropcopy(fm.to_dict(msg))
 
     # ------------------------------------------------------------------ reconciliation hooks
-    def _mirror(self, account: str, symbol: str, side: str, qty: float, px: float, sign: int) -> None:
+    def _mirror(self, rec: FillRecord, sign: int) -> None:
         """A drop-copy fill the gateway never saw moves positions, so risk sees the real book."""
         if self.risk is None:
             return
         with self.router.lock:
             e = self.risk.engine
-            a, i = e.account_index(account), e.instrument_index(symbol)
-            if a < 0 or i < 0 or side not in SIDE:
+            a, i = e.account_index(rec.account), e.instrument_index(rec.symbol)
+            if a < 0 or i < 0 or rec.side not in SIDE:
                 log.error("drop-copy fill for an unknown account or instrument: not mirrored",
-                          extra={"account": account, "symbol": symbol})
+                          extra={"account": rec.account, "symbol": rec.symbol})
                 return
             if sign > 0:
-                e.on_external_fill(a, i, SIDE[side], qty, px)
+                e.on_external_fill(a, i, SIDE[rec.side], rec.last_qty, rec.last_px)
+                self.mirrored_exec_ids.add(rec.exec_id)
             else:
-                e.on_bust(a, i, SIDE[side], qty, px)
+                e.on_bust(a, i, SIDE[rec.side], rec.last_qty, rec.last_px)
+                self.mirrored_exec_ids.discard(rec.exec_id)
 
     def _recon_events(self, events: list[ReconEvent]) -> None:
         for ev in events:

@@ -84,6 +84,21 @@ def test_a_bypass_fill_is_mirrored_into_positions_and_alerted(stack) -> None:
     assert gw.metrics.recon_open.labels("UNKNOWN_TO_GATEWAY")._value.get() == 1
 
 
+def test_a_mirrored_bypass_fill_counts_once_across_a_rollover_and_a_restart(stack) -> None:
+    _run(stack, [DropCopyFault(kind="phantom", symbol="AAPL")], 3)
+    _settle(stack.gw)
+
+    def aapl(gw) -> float:
+        e = gw.risk.engine
+        return e.position(e.account_index("ACC1"), e.instrument_index("AAPL"))
+
+    assert aapl(stack.gw) == 20  # own 10 + bypass 10
+    stack.gw.rollover("tester", "the bypass fill is carried inside the position")
+    assert aapl(stack.gw) == 20
+    stack.stop_gateway()
+    assert aapl(stack.start_gateway()) == 20  # not mirrored a second time on top of the carried position
+
+
 def test_a_late_copy_resolves_after_the_grace_period(stack) -> None:
     _run(stack, [DropCopyFault(kind="delay", symbol="AAPL", delay_s=GRACE_S * 3)], 1)
     report = _settle(stack.gw)
