@@ -187,6 +187,8 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
     # An operator's or a schedule's hold outlives the rollover: those sessions come back disabled.
     held = {k for k in resetting if (s := fix.Session.lookupSession(sids[k][1])) is not None and not s.isEnabled()}
     gw.planned_logouts |= resetting
+    clients = {k for k in resetting if sids[k][0] == "client"}
+    router.hold_reports(clients)
     rolled = False
     not_out: list[str] = []
     try:
@@ -232,6 +234,7 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
             t_locked = time.monotonic() - t_lock
     finally:
         archived_logs = _restart_sessions(gw, restart, singles, sids, held, not_out, rolled, day_dir)
+        reports_held = router.release_reports(clients)
         gw.planned_logouts -= resetting
     gw.journal.flush()
 
@@ -275,7 +278,8 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
               "positions_carried": len(positions), "sod_differences": differences, "sod_file_error": sod_error,
               "engines_restarted": restart, "sessions_reset": sorted(k for k in singles if k not in not_out),
               "sessions_not_logged_out": not_out,
-              "fix_logs_archived": archived_logs, "recon_reports": reports, "recon_pairs_forgotten": forgotten,
+              "fix_logs_archived": archived_logs, "reports_held_for_reset_sessions": reports_held,
+              "recon_reports": reports, "recon_pairs_forgotten": forgotten,
               "archive": str(day_dir), "archive_days_deleted": pruned,
               "order_path_paused_s": round(t_locked, 4), "seconds": round(time.monotonic() - t0, 3)}
     gw.metrics.rollovers.inc()

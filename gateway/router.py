@@ -136,6 +136,12 @@ class Router:
         self.undelivered: collections.deque[str] = collections.deque()
         # Of those, the ones the venue's FIX version cannot express, with why (answered as such, not VENUE_DOWN).
         self.untranslatable: dict[str, str] = {}
+        # Client sessions whose store a rollover resets: their reports wait here, not in the old store that the
+        # reset wipes, and go out as new messages once the session has logged on to the new day (a Logon with
+        # ResetSeqNumFlag would wipe a store again). `_ready`: the rollover is over, waiting for that Logon.
+        self._held: dict[str, list[fix.Message]] = {}
+        self._ready: set[str] = set()
+        self._held_lock = threading.Lock()
 
     # ---------------------------------------------------------------- sessions
     def client_logon(self, sid: fix.SessionID) -> None:
@@ -771,6 +777,15 @@ class Router:
                 log.error("report cannot be expressed in the client's FIX version: kept in the event log only",
                           extra={"session": skey, "tag": e.tag, "value": e.value, "reason": str(e)})
                 return
+        if self._held:  # empty but around a rollover: no lock on the order path
+            with self._held_lock:
+                held = self._held.get(skey)
+                if held is not None:
+                    held.append(msg)
+                    return
+        self._to_client(msg, skey)
+
+    def _to_client(self, msg: fix.Message, skey: str) -> None:
         sid = self.clients.get(skey) or self.client_sids.get(skey) or session_id_from_key(skey)
         # A client that is logged out gets it on logon: QuickFIX stores it and the client's resend request fetches it.
         try:
@@ -778,6 +793,40 @@ class Router:
         except fix.SessionNotFound:
             log.error("client session not found: report kept in the event log only", extra={"session": skey})
 
+    def hold_reports(self, keys: set[str]) -> None:
+        """Keep what would go to these client sessions until release_reports (a rollover resets their stores)."""
+        with self._held_lock:
+            for k in keys:
+                self._held.setdefault(k, [])
+
+    def release_reports(self, keys: set[str]) -> int:
+        """The rollover is over for these sessions: what was held goes out once each has logged on again
+        (now, for those already on; else from housekeeping). Returns how many reports were held."""
+        with self._held_lock:
+            waiting = {k for k in keys if k in self._held}
+            self._ready |= waiting
+            n = sum(len(self._held[k]) for k in waiting)
+        self.deliver_held()
+        return n
+
+    def deliver_held(self) -> int:
+        """Send, in order, the held reports of released sessions that are logged on; returns how many."""
+        if not self._ready:
+            return 0
+        n = 0
+        for k in [k for k in list(self._ready) if k in self.logged_on]:
+            while True:  # sent outside the lock (sendToTarget takes the session's mutex); a report made
+                with self._held_lock:  # meanwhile joins the next batch, so none overtakes those that waited
+                    batch = self._held.get(k)
+                    if not batch:
+                        self._held.pop(k, None)
+                        self._ready.discard(k)
+                        break
+                    self._held[k] = []
+                for msg in batch:
+                    self._to_client(msg, k)
+                    n += 1
+        return n
 
 def sid_key(sid: fix.SessionID) -> str:
     return f"{sid.getSenderCompID().getValue()}->{sid.getTargetCompID().getValue()}"

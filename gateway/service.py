@@ -376,6 +376,7 @@ class Gateway:
             key = self._disconnected.popleft()
             self.router.cancel_orders(lambda o: o.session == key, f"cancel on disconnect of {key}")
         self.router.drain_undelivered()
+        self.router.deliver_held()
         if self._unconfirmed and self.router.venue_up and self._venue_logon_at is not None \
                 and time.monotonic() - self._venue_logon_at > STATUS_REQUEST_DELAY_S:
             numbers, self._unconfirmed = self._unconfirmed, []

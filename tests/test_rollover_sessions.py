@@ -61,3 +61,31 @@ def test_a_session_an_operator_logged_out_stays_out_after_the_rollover(stack) ->
     assert not oms2.logged_on
     session_switch(gw, "logon", "FIXGW->OMS2", "alice", "audit over")
     assert oms2.wait_logon(15)
+
+
+def test_a_fill_while_the_rollover_resets_a_client_reaches_it_on_the_new_day(stack, monkeypatch) -> None:
+    from gateway import rollover
+
+    _clients(stack, OMS1={"rollover_reset": True, "reset_on_logon": True})  # OMS2 runs on: OMS1 alone resets
+    stack.start_sim()
+    gw = stack.start_gateway()
+    c = stack.client("OMS1", reset_on_logon=True)
+    c.new_order("G1", "ACC1", "JPM", "1", 10, 200.0, tif="1")  # rests at the venue
+    c.wait_for(lambda m: m.get(11) == "G1" and m.get(150) == "0")
+    venue_cl = gw.router.ledger.find("FIXGW->OMS1", "G1").venue_cl_ord_id
+    real_hold_out = rollover._hold_out
+
+    def fill_while_out(sessions):  # the venue fills G1 after OMS1 is logged out, before its store is reset
+        still = real_hold_out(sessions)
+        stack.sim.fill_open(venue_cl)
+        wait_until(lambda: gw.router.ledger.find("FIXGW->OMS1", "G1").status == "2", 10, "the fill booked")
+        return still
+
+    monkeypatch.setattr(rollover, "_hold_out", fill_while_out)
+    res = gw.rollover("tester", "end of day")
+    assert res["sessions_reset"] == ["FIXGW->OMS1"] and res["reports_held_for_reset_sessions"] == 1
+    assert c.wait_logon(15)  # the new day's session, from MsgSeqNum 1
+    wait_until(lambda: "FIXGW->OMS1" in gw.router.logged_on, 10, "the gateway sees OMS1 logged on")
+    gw.housekeeping()  # what the daemon's loop does every 200 ms: the held report goes out
+    fill = c.wait_for(lambda m: m.get(11) == "G1" and m.get(150) == "F", timeout=10)
+    assert fill[39] == "2" and float(fill[32]) == 10
