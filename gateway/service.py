@@ -109,7 +109,7 @@ class Gateway:
         if self.recon_feed.enabled:
             self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
         self.recon_feed.catch_up([ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
-        carried_mirrors = {x for ev in history if ev.get("e") == "MIRRORED" for x in ev["x"]}
+        carried_mirrors = td.carried_mirrors(history)
         del history
         for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
             if rec.exec_id in carried_mirrors:  # already in the positions the day began with

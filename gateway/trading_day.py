@@ -33,7 +33,20 @@ log = logging.getLogger("fixgw.trading_day")
 
 Event = dict[str, Any]
 WEEKEND = (5, 6)
-CARRIED_KINDS = frozenset({"MARK", "POS", "CASH", "SW", "OPEN", "IDS"})
+CARRIED_KINDS = frozenset({"MARK", "POS", "CASH", "SW", "MIRRORED", "OPEN", "IDS"})
+
+
+def carried_mirrors(history: list[Event]) -> set[str]:
+    """ExecIDs of the drop-copy fills already inside the positions a day began with: its first events (after
+    INIT) are what the previous day handed over, so the scan stops at the first event of another kind."""
+    out: set[str] = set()
+    for ev in history[1:]:
+        kind = ev.get("e")
+        if kind not in CARRIED_KINDS:
+            break
+        if kind == "MIRRORED":
+            out.update(ev["x"])
+    return out
 
 
 def first_day(now: dt.datetime, time_zone: str) -> str:
