@@ -108,6 +108,9 @@ def test_a_client_window_ends_refuses_logons_and_starts_again_at_seq_1(stack, mo
         # Outside the window: the gateway's session is disabled, its store reset, and a Logon is refused,
         # even one asking for a sequence reset.
         wait_until(lambda: gw.session_states()[S1]["schedule"]["enabled"] is False, 3, "keeper disabled S1")
+        # QuickFIX resets the store on its next timer tick after the end: within a second.
+        wait_until(lambda: (gw.session_states()[S1]["next_sender"], gw.session_states()[S1]["next_target"]) == (1, 1),
+                   3, "the store reset at the window's end")
         raw = RawSession(stack.cfg.acceptor.port, "OMS1")
         try:
             with pytest.raises(ConnectionError):
@@ -118,7 +121,7 @@ def test_a_client_window_ends_refuses_logons_and_starts_again_at_seq_1(stack, mo
         assert dt.datetime.now(UTC) < start, "the probe ran too late to prove anything"
         closed = gw.session_states()[S1]
         assert closed["schedule"]["open"] is False and not closed["logged_on"]
-        assert (closed["next_sender"], closed["next_target"]) == (1, 1)
+        # (The refused Logon's ResetSeqNumFlag may have cost a Logout at MsgSeqNum 1 since: the new window resets.)
         assert not oms.logged_on
 
         # The start: the keeper enables the session and the client logs on again, both sides at MsgSeqNum 1.
