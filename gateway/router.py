@@ -803,6 +803,9 @@ class Router:
         """The rollover is over for these sessions: what was held goes out once each has logged on again
         (now, for those already on; else from housekeeping). Returns how many reports were held."""
         with self._held_lock:
+            for k in keys:  # nothing came for it meanwhile: its reports go the usual way (QuickFIX's store) again
+                if not self._held.get(k):
+                    self._held.pop(k, None)
             waiting = {k for k in keys if k in self._held}
             self._ready |= waiting
             n = sum(len(self._held[k]) for k in waiting)
