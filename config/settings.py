@@ -157,6 +157,9 @@ class GatewaySettings(_Strict):
     # QuickFIX FileLog of every message: the offline reconciliation reads it.
     fix_message_log: bool = True
     admin_socket: Path = Path("admin.sock")  # relative: under the state folder
+    # A checkpoint of the order-path state is made (in another process) every this many events, so that a
+    # start replays at most about this many; 0: never (a start replays the whole trading day).
+    checkpoint_every_events: Annotated[int, Field(ge=0, le=100_000_000)] = 50_000
 
     @field_validator("state_dir")
     @classmethod

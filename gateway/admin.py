@@ -35,7 +35,10 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
                      "dropcopy": gw.dropcopy_logged_on.is_set()},
         "session_states": gw.session_states(),
         "recon_open_breaks": ({getattr(k, "value", str(k)): v for k, v in gw.recon.open_counts().items()}
-                              if gw.recon_feed.enabled else "reconciliation off: no drop-copy session"),
+                              if gw.recon_feed.enabled and gw.recon_feed.rebuilt.is_set() else
+                              "rebuilding after the start" if gw.recon_feed.enabled else
+                              "reconciliation off: no drop-copy session"),
+        "checkpoint_seq": gw.checkpoint_seq or None,
         "unroutable_reports": r.unroutable,
         "trading_day": trading_day_status(gw),
     }

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -34,6 +36,9 @@ HOUSEKEEPING_S = 0.2
 GC_FREEZE_S = 1.0
 STALL_PROBE_S = 1.0
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+CHECKPOINT_POLL_S = 1.0
+STOP_CHECKPOINT_S = 15.0  # within systemd's TimeoutStopSec (30 s) with the sessions' logouts
+ROOT = Path(__file__).resolve().parent.parent  # the tree gateway.checkpoint is run from
 
 
 def order_path_health(gw: Gateway, probe_s: float = STALL_PROBE_S) -> str | None:
@@ -99,6 +104,44 @@ async def housekeeping(gw: Gateway, sup: Supervisor) -> None:
             sup.die(f"event log cannot be written: {gw.events.failed}")
             return
         await asyncio.to_thread(gw.housekeeping)
+
+
+async def make_checkpoint(cfg: GatewayConfig) -> dict[str, object] | None:
+    """Run `python -m gateway.checkpoint` on this configuration; what it wrote, or None when it failed (a
+    start then replays more of the day: slower, never wrong)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    t0 = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.checkpoint", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    try:
+        out, err = await proc.communicate(cfg.model_dump_json().encode())
+    except asyncio.CancelledError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        log.error("checkpoint failed: a start replays the day from the last good one",
+                  extra={"rc": proc.returncode, "stderr": err.decode(errors="replace")[-2000:]})
+        return None
+    result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+    log.info("checkpoint written" if result.get("seq") else "checkpoint up to date",
+             extra={**result, "wall_s": round(time.monotonic() - t0, 3)})
+    return result
+
+
+async def checkpointer(gw: Gateway, every_events: int) -> None:
+    """Keep the checkpoint (gateway.checkpoint) within `every_events` of the event log's end. The replay runs
+    in a child process: this loop only waits for it, and the order path neither pauses nor shares the GIL."""
+    made = gw.checkpoint_seq
+    while True:
+        await asyncio.sleep(CHECKPOINT_POLL_S)
+        if gw.events.seq - made < every_events:
+            continue
+        result = await make_checkpoint(gw.cfg)
+        # after a failure: try again after another `every_events`, not in a tight loop
+        made = int(result["seq"]) if result and result.get("seq") else gw.events.seq  # type: ignore[arg-type]
+        gw.checkpoint_seq = made
 
 
 async def watchdog(gw: Gateway, notifier: Notifier, interval_s: float) -> None:
@@ -187,6 +230,8 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
         interval = notifier.watchdog_interval_s
         if interval is not None:
             sup.spawn("watchdog", lambda: watchdog(gw, notifier, interval))
+        if gw.cfg.gateway.checkpoint_every_events:
+            sup.spawn("checkpoint", lambda: checkpointer(gw, gw.cfg.gateway.checkpoint_every_events))
         if gw.cfg.trading_day.rollover_at:
             sup.spawn("rollover", lambda: trading_day_rollover(gw))
         if gw.cfg.reconciliation.end_of_day_utc:
@@ -205,6 +250,14 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
         await sup.cancel_all()
         await admin.close()
         await asyncio.to_thread(gw.stop)
+        if gw.cfg.gateway.checkpoint_every_events:
+            # The log is closed: a checkpoint of all of it makes the next start replay nothing.
+            notifier.stopping("stopping: writing a checkpoint")
+            try:
+                await asyncio.wait_for(make_checkpoint(gw.cfg), STOP_CHECKPOINT_S)
+            except asyncio.TimeoutError:
+                log.warning("no checkpoint at the stop: it took too long; the next start replays more",
+                            extra={"limit_s": STOP_CHECKPOINT_S})
     if sup.fatal.is_set():
         log.critical("exiting for a restart", extra={"reason": sup.fatal_reason})
         return 1

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fixgw.recon")
 
 _STOP = object()
+REBUILD_WAIT_S = 300.0  # a reconciliation rebuilding a very busy day after a restart
 Mirror = Callable[[FillRecord, int], None]  # a drop-copy fill, +1 to mirror it, -1 to take it back
 
 
@@ -71,6 +72,9 @@ class ReconFeed:
         self._processed = 0
         self._cond = threading.Condition()
         self.mirrored = 0
+        # Set once the start-up job (the restart's rebuild) has run on this thread, before any live record.
+        self.rebuilt = threading.Event()
+        self._startup: Callable[[], None] | None = None
         self.seen = {"gateway": 0, "dropcopy": 0}  # fills matched so far, by source
         if not enabled:
             log.warning("reconciliation is off: no drop-copy session, so fills are not reconciled and no "
@@ -106,13 +110,24 @@ class ReconFeed:
                 n += 1
         return n
 
-    def start(self) -> None:
+    def start(self, startup: Callable[[], None] | None = None) -> None:
+        """Start the thread; `startup` runs on it first (live records queue behind it meanwhile)."""
         if not self.enabled:
+            self.rebuilt.set()
             return
+        self._startup = startup
         self._thread = threading.Thread(target=self._run, name="recon", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        if self._startup is not None:
+            t0 = time.monotonic()
+            try:
+                self._startup()
+                log.info("reconciliation rebuilt", extra={"seconds": round(time.monotonic() - t0, 3)})
+            except Exception:
+                log.exception("reconciliation could not rebuild its state after the start")
+        self.rebuilt.set()
         while True:
             item = self._queue.get()
             if item is _STOP:
@@ -131,8 +146,10 @@ class ReconFeed:
                 self._cond.notify_all()
 
     def tick(self) -> None:
-        if not self.enabled:
-            return  # a store left from days with a drop copy could still age its records into breaks
+        # Off: a store left from days with a drop copy could still age its records into breaks. Before the
+        # rebuild: nothing to age yet, and the rebuild holds the service's lock.
+        if not self.enabled or not self.rebuilt.is_set():
+            return
         self._handle(self.service.tick())
 
     def _handle(self, events: list[Event], mirror: bool = True) -> None:
@@ -150,8 +167,14 @@ class ReconFeed:
         if events:
             self._on_events(events)
 
+    def wait_rebuilt(self, timeout: float = REBUILD_WAIT_S) -> bool:
+        """Wait for the start's rebuild (at once True when the thread never started: nothing to wait for)."""
+        return self._thread is None or self.rebuilt.wait(timeout)
+
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far has been matched."""
+        """Wait until the start's rebuild is done and everything submitted so far has been matched."""
+        if not self.wait_rebuilt(max(timeout, REBUILD_WAIT_S)):
+            return False
         with self._cond:
             target = self._submitted
             return self._cond.wait_for(lambda: self._processed >= target, timeout)

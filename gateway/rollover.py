@@ -175,6 +175,9 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
     t0 = time.monotonic()
     cfg, router = gw.cfg, gw.router
     tdc = cfg.trading_day
+    # The mirrors a start's reconciliation rebuild puts right are part of what the day hands over.
+    if not gw.recon_feed.wait_rebuilt():
+        raise RolloverError("the reconciliation is still rebuilding after the start; try again")
     previous = gw.trading_day
     new = td.next_day(previous, now, tdc.time_zone)
     day_dir = cfg.archive_dir / previous

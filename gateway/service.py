@@ -22,6 +22,7 @@ from gateway.apps import App
 from gateway.eventlog import EventLog
 from gateway.journal import Journal
 from gateway.ledger import PENDING_NEW, Ledger
+from gateway import checkpoint
 from gateway.lifecycle import replay
 from gateway.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
@@ -44,6 +45,11 @@ def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
     if r is None:
         return None
     return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios)
+
+
+def client_sessions(cfg: GatewayConfig) -> list[str]:
+    """The client sessions' keys in the order of the config: the risk engine numbers sessions by it."""
+    return [session_key(c.target_comp_id, c.sender_comp_id) for c in cfg.acceptor.clients]
 
 
 def session_spec(policy: FixSessionPolicy, sender: str, target: str, host: str | None = None,
@@ -71,16 +77,25 @@ class Gateway:
         self.rollover_lock = threading.Lock()
         self.planned_logouts: set[str] = set()  # sessions a rollover is logging out and bringing back
         self.events = EventLog(state / "events.log")
-        # Read once, today's segment only: the ledger, journal and reconciliation rebuild from it.
-        history = list(self.events.replay())
-        ledger = Ledger()
-        sessions = [session_key(c.target_comp_id, c.sender_comp_id) for c in cfg.acceptor.clients]
+        sessions = client_sessions(cfg)
         risk_cfg = load_risk(cfg)
+        t0 = time.monotonic()
+        # Today's segment only, and of it only what follows the latest checkpoint (gateway.checkpoint) when
+        # one still describes the log: the ledger, journal and reconciliation rebuild from these events.
+        with open(self.events.path, "rb") as lf:
+            cp = checkpoint.load(state, lf, checkpoint.fingerprint(risk_cfg, sessions, cfg.gateway.max_open_orders))
+            tail = checkpoint.read_events(lf, cp.offset)[0] if cp is not None else None
+        self.checkpoint_seq = cp.seq if cp is not None else 0
+        # head: the day's first events (INIT and what the previous day carried), which say what day this is
+        head = td.day_head(self.events.path) if cp is not None else list(self.events.replay())
+        history = tail if tail is not None else head
+        ledger = cp.ledger if cp is not None else Ledger()
         self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders)
                      if risk_cfg is not None else None)
-        prefix = self._begin(history, risk_cfg)
-        self.trading_day, self.day_started = self._day_of(history)
-        t0 = time.monotonic()
+        if cp is not None and self.risk is not None and cp.risk is not None:
+            self.risk.engine.restore(cp.risk)
+        prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
+        self.trading_day, self.day_started = self._day_of(head)
         replayed = replay(history, ledger, self.risk)
         self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix, alert=self.alert)
         # Orders logged as sent whose fate the venue never told us (a crash between log and send, or lost
@@ -89,12 +104,13 @@ class Gateway:
         self._venue_logon_at: float | None = None
         self._last_tick = 0.0
         log.info("state rebuilt from the event log", extra={
-            "events": replayed, "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
+            "events": replayed, "from_checkpoint": self.checkpoint_seq or None, "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
             "limits_version": self.risk.limits_version if self.risk else None})
 
         self.journal = Journal(state / "journal.sqlite")
-        self._journal_previous_day(history)
-        self.journal.catch_up(history)
+        self._journal_previous_day(head)
+        # The journal runs a moment behind the log: what it missed is normally after the checkpoint.
+        self.journal.catch_up(history if self.journal.last_q() >= self.checkpoint_seq else self.events.replay())
         rc = cfg.reconciliation
         # ExecIDs of the drop-copy fills mirrored into the risk state (changed under the router lock with it):
         # a rollover carries them inside the positions, and a start must not mirror those again.
@@ -103,19 +119,15 @@ class Gateway:
                                   price_tolerance=rc.price_tolerance)
         self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events,
                                     enabled=reconciliation_off_reason(cfg) is None)
-        # Order matters: the store's view is rebuilt, then completed from the event log, and only then are
-        # the drop-copy fills still unknown to the gateway mirrored into the (replayed) risk state.
-        today = time.strftime("%Y%m%d", time.gmtime())
+        # The reconciliation rebuilds its day on its own thread once started (_rebuild_recon), off the start's
+        # path; the order path needs only what it had mirrored into positions, read here from its breaks.
+        self._recon_tail = [ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")]
+        self._carried_mirrors = td.carried_mirrors(head)
+        del history, head
+        self._start_mirrors: dict[str, FillRecord] = {}
         if self.recon_feed.enabled:
-            self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
-        self.recon_feed.catch_up([ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")])
-        carried_mirrors = td.carried_mirrors(history)
-        del history
-        for rec in self.recon.unknown_fills():  # mirrors are not in the event log: put them back
-            if rec.exec_id in carried_mirrors:  # already in the positions the day began with
-                self.mirrored_exec_ids.add(rec.exec_id)
-            else:
-                self._mirror(rec, +1)
+            for rec in self.recon.store.open_unknown_fills():
+                self._restore_mirror(rec)
         self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
 
         self._engines: list[Any] = []
@@ -174,7 +186,7 @@ class Gateway:
         acc = cfg.acceptor
         log_dir = state / "fixlog" if cfg.gateway.fix_message_log else None
         self.journal.start()
-        self.recon_feed.start()
+        self.recon_feed.start(self._rebuild_recon)
 
         client_app = App("clients", r.from_client, r.client_logon, self._client_logout)
         dict_dir = state / "quickfix" / "dictionaries"
@@ -302,6 +314,30 @@ class Gateway:
                 e.on_bust(a, i, SIDE[rec.side], rec.last_qty, rec.last_px)
                 self.mirrored_exec_ids.discard(rec.exec_id)
 
+    def _restore_mirror(self, rec: FillRecord) -> None:
+        if rec.exec_id in self._carried_mirrors:  # already in the positions the day began with
+            self.mirrored_exec_ids.add(rec.exec_id)
+        elif rec.exec_id not in self.mirrored_exec_ids:
+            self._mirror(rec, +1)
+            self._start_mirrors[rec.exec_id] = rec
+
+    def _rebuild_recon(self) -> None:
+        """On the reconciliation's thread, before its first live record: rebuild the days it keeps from the
+        store, feed it the gateway fills the event log has and the store missed (a crash in between), then
+        put the mirrors right. Breaks that matured while the process was down open now, as they would have
+        live; a mirror read from the breaks at the start that this no longer wants is taken back."""
+        today = time.strftime("%Y%m%d", time.gmtime())
+        self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
+        self.recon_feed.catch_up(self._recon_tail)
+        self._recon_tail = []
+        wanted = {rec.exec_id: rec for rec in self.recon.unknown_fills()}
+        for exec_id, rec in list(self._start_mirrors.items()):
+            if exec_id not in wanted:
+                self._mirror(rec, -1)
+        for rec in wanted.values():
+            self._restore_mirror(rec)
+        self._start_mirrors = {}
+
     def _recon_events(self, events: list[ReconEvent]) -> None:
         for ev in events:
             if isinstance(ev, UnknownFill) and not ev.order_known:
@@ -396,7 +432,7 @@ class Gateway:
 
     def refresh_gauges(self) -> None:
         m = self.metrics
-        if self.recon_feed.enabled:
+        if self.recon_feed.enabled and self.recon_feed.rebuilt.is_set():  # the rebuild holds the lock
             for t, n in self.recon.open_counts().items():
                 m.recon_open.labels(t.value if hasattr(t, "value") else str(t)).set(n)
         for app in self._apps:

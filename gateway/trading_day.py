@@ -19,6 +19,7 @@ matched fills, and the reconciliation's settled pairs (all kept on disk: archive
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import shutil
@@ -46,6 +47,18 @@ def carried_mirrors(history: list[Event]) -> set[str]:
             break
         if kind == "MIRRORED":
             out.update(ev["x"])
+    return out
+
+
+def day_head(path: Path) -> list[Event]:
+    """The first events of a day's event log: INIT and what the previous day handed over."""
+    out: list[Event] = []
+    with open(path, "rb") as f:
+        for line in f:
+            ev = json.loads(line)
+            if out and ev.get("e") not in CARRIED_KINDS:
+                break
+            out.append(ev)
     return out
 
 

@@ -149,6 +149,18 @@ class ReconStore:
             return [r[0] for r in self._db.execute(
                 "SELECT DISTINCT trade_date FROM breaks WHERE status=? ORDER BY 1", (BreakStatus.OPEN.value,))]
 
+    def open_unknown_fills(self) -> list[FillRecord]:
+        """The drop-copy records of the open UNKNOWN_TO_GATEWAY breaks, in receive order: what the live
+        reconciler keeps mirrored into positions (Reconciler.unknown_fills), read without replaying a day."""
+        cols = ", ".join(f"f.{c}" for c in _FILL_COLS)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {cols} FROM breaks b JOIN fills f ON f.source='dropcopy' AND f.exec_id=b.exec_id "
+                "AND f.occurrence=0 AND b.id = b.type || ':' || f.exec_id || ':' || f.exec_type "
+                "WHERE b.type=? AND b.status=? ORDER BY f.id",
+                (BreakType.UNKNOWN_TO_GATEWAY.value, BreakStatus.OPEN.value)).fetchall()
+        return [_fill(r) for r in rows]
+
     # ----------------------------------------------------------------- breaks
     def save_break(self, brk: Break) -> None:
         """Insert or update (status, resolution, note) a break; ids are stable so this is idempotent."""

@@ -1,0 +1,248 @@
+"""Checkpoints of the order-path state, so that a start late in a busy day replays minutes, not the whole day.
+
+A checkpoint is exactly what replaying the current day's event log up to a byte offset builds: the ledger and
+the risk engine's buffers. It is made by a separate process (`python -m gateway.checkpoint`, started by the
+daemon every `[gateway] checkpoint_every_events` events) that reads the append-only log the daemon writes and
+resumes from the previous checkpoint. The daemon neither pauses nor locks for it, and the replay costs the
+order path no CPU: it runs in another process, on the other core.
+
+It is a cache. The event log stays the only source of truth, and a start uses a checkpoint only when it still
+describes that log: the same day (the log's first line), the same bytes where it stops, the same risk files
+(their content hash), sessions and order slots, and the same replay code (a hash of its source). Anything
+else, or a checkpoint that cannot be read, and the start replays the whole day as it always did.
+
+The checkpoint stops before the first gateway fill the reconciliation store does not hold yet (its writer
+runs behind the event log), so a start only needs to catch the reconciliation up from what follows it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import pickle
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import numpy as np
+
+from gateway.ledger import Ledger, Order, Request
+from gateway.lifecycle import replay
+
+if TYPE_CHECKING:
+    from config.risk_models import RiskConfig
+    from config.settings import GatewayConfig
+    from gateway.risk_stage import RiskStage
+
+log = logging.getLogger("fixgw.checkpoint")
+
+FILE_NAME = "checkpoint.bin"
+FORMAT = 1
+# The modules whose code decides what a replay builds: a checkpoint made by other code is not used.
+_REPLAY_CODE = ("gateway/checkpoint.py", "gateway/lifecycle.py", "gateway/ledger.py", "gateway/risk_stage.py",
+                "gateway/trading_day.py", "risk/engine.py", "risk/kernel.py", "risk/state.py",
+                "risk/decision.py", "risk/reasons.py")
+_ROOT = Path(__file__).resolve().parent.parent
+_ORDER_FIELDS = ("number", "session", "account", "symbol", "side", "ord_type", "qty", "price", "cl_ord_id",
+                 "venue_cl_ord_id", "slot", "order_id", "status", "cum_qty", "avg_px", "pending", "tif")
+
+
+@functools.cache
+def code_hash() -> str:
+    h = hashlib.sha256()
+    for rel in _REPLAY_CODE:
+        h.update(rel.encode())
+        h.update((_ROOT / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def fingerprint(risk_cfg: RiskConfig | None, sessions: list[str], max_orders: int) -> str:
+    """What, besides the event log, decides the state a replay builds."""
+    parts = [FORMAT, code_hash(), risk_cfg.limits_version if risk_cfg is not None else None, sessions, max_orders]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Checkpoint:
+    offset: int  # bytes of the event log replayed into it (a line boundary)
+    seq: int  # the sequence number of the last event replayed
+    ledger: Ledger
+    risk: tuple[np.ndarray, np.ndarray] | None  # the risk engine's buffers
+
+
+def path_of(state_dir: Path) -> Path:
+    return state_dir / FILE_NAME
+
+
+# ---------------------------------------------------------------------------------------------- encoding
+def _encode_ledger(ledger: Ledger) -> dict[str, Any]:
+    # Plain tuples of strings and floats: pickled and rebuilt several times faster than the objects themselves.
+    return {
+        "orders": [tuple(getattr(o, f) for f in _ORDER_FIELDS) for o in ledger.orders.values()],
+        "open": list(ledger.open),
+        "requests": [(r.order.number, r.kind, r.cl_ord_id, r.orig_cl_ord_id, r.venue_cl_ord_id,
+                      r.venue_orig_cl_ord_id, r.qty, r.price) for r in ledger.by_venue.values()],
+        "by_client": [(s, cl, r.venue_cl_ord_id) for (s, cl), r in ledger.by_client.items()],
+        "exec_ids": list(ledger.exec_ids),
+        "fills": list(ledger.fills.items()),
+        "rejected_ids": list(ledger.rejected_ids),
+        "prior_ids": list(ledger.prior_ids),
+        "next_number": ledger.next_number,
+        "next_request": ledger.next_request,
+    }
+
+
+def _decode_ledger(d: dict[str, Any]) -> Ledger:
+    orders = {t[0]: Order(*t) for t in d["orders"]}
+    by_venue = {t[4]: Request(orders[t[0]], *t[1:]) for t in d["requests"]}
+    return Ledger(by_client={(s, cl): by_venue[v] for s, cl, v in d["by_client"]}, by_venue=by_venue,
+                  orders=orders, exec_ids=set(d["exec_ids"]), fills=dict(d["fills"]),
+                  rejected_ids=set(map(tuple, d["rejected_ids"])), prior_ids=set(map(tuple, d["prior_ids"])),
+                  open={n: orders[n] for n in d["open"]}, next_number=d["next_number"],
+                  next_request=d["next_request"])
+
+
+def write(state_dir: Path, fp: str, first_line: bytes, last_line: bytes, cp: Checkpoint) -> Path:
+    """Atomically: a crash leaves the previous checkpoint or this one, never a torn file under the name."""
+    path = path_of(state_dir)
+    tmp = path.with_name(path.name + ".tmp")
+    header = {"format": FORMAT, "fingerprint": fp, "first_line": first_line, "last_line": last_line,
+              "offset": cp.offset, "seq": cp.seq, "written_ns": time.time_ns()}
+    with open(tmp, "wb") as f:
+        pickle.dump(header, f, protocol=5)
+        pickle.dump({"ledger": _encode_ledger(cp.ledger), "risk": cp.risk}, f, protocol=5)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)
+    fd = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _still_describes(header: dict[str, Any], log_file: BinaryIO) -> bool:
+    """The log is the one the checkpoint was made from: same first line, same last line at the offset."""
+    first = log_file.readline()
+    offset, last = int(header["offset"]), header["last_line"]
+    if first != header["first_line"] or offset < len(last):
+        return False
+    log_file.seek(offset - len(last))
+    return log_file.read(len(last)) == last
+
+
+def load(state_dir: Path, log_file: BinaryIO, fp: str) -> Checkpoint | None:
+    """The checkpoint, when it still describes the (open) event log and was made under the same
+    configuration and code; None otherwise, and the caller replays the whole day."""
+    path = path_of(state_dir)
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as f:
+            header = pickle.load(f)
+            if header.get("format") != FORMAT or header.get("fingerprint") != fp:
+                log.info("checkpoint not used: made under other risk files or code", extra={"file": str(path)})
+                return None
+            log_file.seek(0)
+            if not _still_describes(header, log_file):
+                log.info("checkpoint not used: it describes another event log", extra={"file": str(path)})
+                return None
+            body = pickle.load(f)
+        return Checkpoint(int(header["offset"]), int(header["seq"]), _decode_ledger(body["ledger"]), body["risk"])
+    except (OSError, EOFError, pickle.UnpicklingError, KeyError, IndexError, TypeError, ValueError,
+            AttributeError) as e:
+        log.warning("checkpoint unreadable: replaying the whole day", extra={"file": str(path), "error": repr(e)})
+        return None
+
+
+def read_events(log_file: BinaryIO, offset: int, limit: int | None = None) -> tuple[list[dict[str, Any]], int, bytes]:
+    """The complete lines from `offset` on (a line still being written is left for later), at most `limit`:
+    the events, the offset after the last line read, and that line."""
+    log_file.seek(offset)
+    data = log_file.read()
+    lines = data.split(b"\n")[:-1]  # the piece after the last newline is not a complete line
+    if limit is not None:
+        lines = lines[:limit]
+    events = [json.loads(line) for line in lines]
+    end = offset + sum(map(len, lines)) + len(lines)
+    return events, end, (lines[-1] + b"\n") if lines else b""
+
+
+# ---------------------------------------------------------------------------------------------- making one
+def _risk_stage(risk_cfg: RiskConfig | None, sessions: list[str], ledger: Ledger, max_orders: int) -> RiskStage | None:
+    from gateway.risk_stage import RiskStage
+    return RiskStage(risk_cfg, sessions, ledger.fills, max_orders) if risk_cfg is not None else None
+
+
+def make(cfg: GatewayConfig) -> Checkpoint | None:
+    """Bring the checkpoint up to the end of the event log: resume from the last one, replay what follows,
+    write it. Returns the new checkpoint (None when there was nothing new to add)."""
+    from gateway.recon.store import ReconStore
+    from gateway.recon_feed import reconciliation_off_reason
+    from gateway.service import client_sessions, load_risk
+
+    state = cfg.state_dir
+    events_path = state / "events.log"
+    if not events_path.exists():
+        return None
+    risk_cfg = load_risk(cfg)
+    sessions = client_sessions(cfg)
+    max_orders = cfg.gateway.max_open_orders
+    fp = fingerprint(risk_cfg, sessions, max_orders)
+    # One open file for all of it: a rollover may rename the log meanwhile, and a checkpoint must describe
+    # one file (the old day's then, which no start will take for the new day's).
+    with open(events_path, "rb") as lf:
+        prev = load(state, lf, fp)
+        ledger = prev.ledger if prev is not None else Ledger()
+        risk = _risk_stage(risk_cfg, sessions, ledger, max_orders)
+        if prev is not None and risk is not None and prev.risk is not None:
+            risk.engine.restore(prev.risk)
+        start = prev.offset if prev is not None else 0
+        lf.seek(0)
+        first_line = lf.readline()
+        events, end, last_line = read_events(lf, start)
+        if not events:
+            return None
+        # Only what the reconciliation store already holds: its writer runs behind the log, and a start
+        # catches the reconciliation up from the checkpoint on.
+        if reconciliation_off_reason(cfg) is None and (state / "recon.sqlite").exists():
+            store = ReconStore(state / "recon.sqlite")
+            try:
+                for n, ev in enumerate(events):
+                    if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H") and not store.has_fill(
+                            "gateway", str(ev["id"]), str(ev["x"])):
+                        if n == 0:
+                            return None
+                        events, end, last_line = read_events(lf, start, limit=n)
+                        break
+            finally:
+                store.close()
+    replay(events, ledger, risk)
+    cp = Checkpoint(end, int(events[-1]["q"]), ledger, risk.engine.snapshot() if risk is not None else None)
+    write(state, fp, first_line, last_line, cp)
+    return cp
+
+
+def main() -> int:
+    """`python -m gateway.checkpoint`: the configuration arrives as JSON on stdin (the daemon's own, whatever
+    file it was read from); prints one JSON line with what was written."""
+    from config.settings import GatewayConfig
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    cfg = GatewayConfig.model_validate(json.loads(sys.stdin.read()))
+    t0 = time.monotonic()
+    cp = make(cfg)
+    print(json.dumps({"seq": cp.seq if cp else None, "offset": cp.offset if cp else None,
+                      "orders": len(cp.ledger.orders) if cp else None,
+                      "seconds": round(time.monotonic() - t0, 3)}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
