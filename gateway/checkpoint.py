@@ -18,6 +18,7 @@ runs behind the event log), so a start only needs to catch the reconciliation up
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -176,9 +177,10 @@ def read_events(log_file: BinaryIO, offset: int, limit: int | None = None) -> tu
 
 
 # ---------------------------------------------------------------------------------------------- making one
-def _risk_stage(risk_cfg: RiskConfig | None, sessions: list[str], ledger: Ledger, max_orders: int) -> RiskStage | None:
+def _risk_stage(risk_cfg: RiskConfig | None, sessions: list[str], ledger: Ledger, max_orders: int,
+                buffers: tuple[np.ndarray, np.ndarray] | None) -> RiskStage | None:
     from gateway.risk_stage import RiskStage
-    return RiskStage(risk_cfg, sessions, ledger.fills, max_orders) if risk_cfg is not None else None
+    return RiskStage(risk_cfg, sessions, ledger.fills, max_orders, buffers=buffers) if risk_cfg is not None else None
 
 
 def make(cfg: GatewayConfig) -> Checkpoint | None:
@@ -201,9 +203,7 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
     with open(events_path, "rb") as lf:
         prev = load(state, lf, fp)
         ledger = prev.ledger if prev is not None else Ledger()
-        risk = _risk_stage(risk_cfg, sessions, ledger, max_orders)
-        if prev is not None and risk is not None and prev.risk is not None:
-            risk.engine.restore(prev.risk)
+        risk = _risk_stage(risk_cfg, sessions, ledger, max_orders, prev.risk if prev is not None else None)
         start = prev.offset if prev is not None else 0
         lf.seek(0)
         first_line = lf.readline()
@@ -236,6 +236,7 @@ def main() -> int:
     from config.settings import GatewayConfig
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     cfg = GatewayConfig.model_validate(json.loads(sys.stdin.read()))
+    gc.disable()  # a short-lived process building a large object graph without cycles
     t0 = time.monotonic()
     cp = make(cfg)
     print(json.dumps({"seq": cp.seq if cp else None, "offset": cp.offset if cp else None,

@@ -11,6 +11,8 @@ import math
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from config.risk_models import RiskConfig
 from gateway.ledger import Order, Request
 from gateway.router import NewOrder, Verdict
@@ -40,9 +42,11 @@ _ACCEPT = Verdict()
 
 class RiskStage:
     def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float, int]],
-                 max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns) -> None:
+                 max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns,
+                 buffers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """buffers: the engine's state as a checkpoint saved it (made under this very configuration)."""
         self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
-        self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders)
+        self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders, _buffers=buffers)
         self.session_idx = {s: n for n, s in enumerate(sessions)}
         self.clock = clock
         self.warned = 0
