@@ -4,9 +4,10 @@ Day d is one load-client phase; when it is answered and filled the client writes
 `day<d+1>.gate`. Meanwhile `roll_days` records the gateway's RSS and the size of its state folder, rolls the
 trading day over through the admin socket (`fixgw admin rollover`), waits for the venue session, and opens the
 gate. Every session starts each day at MsgSeqNum 1 (`rollover_reset`): its store and message log roll with the
-day, so disk use is bounded by `[trading_day] retention_days`. After the last day the gateway is stopped and
-started again on the same state (warm numba cache), timed from exec to its "ready" log line: once with the last
-day's flow to replay, then, after a rollover, once with only the carried book.
+day, so disk use is bounded by `[trading_day] retention_days`. After the last day the gateway is killed
+(SIGKILL) and started again on the same state (warm numba cache), timed from exec to its "ready" log line: after
+the crash (the day's events after its latest periodic checkpoint are replayed), after a clean stop (which
+checkpoints the whole log), and after a rollover (only the carried book).
 """
 
 from __future__ import annotations
@@ -100,24 +101,41 @@ def roll_days(days: int, ctx: dict[str, Any]) -> dict[str, Any]:
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "state_kb"}), flush=True)
     client.popen.wait(120)
-    gw.stop(30)
+    # The last day ends in a crash: SIGKILL, so the first restart replays what followed the daemon's latest
+    # periodic checkpoint (gateway.checkpoint).
+    gw.stopped_by_us = True
+    gw.popen.kill()
+    gw.popen.wait(30)
     argv, env, cwd = ctx["gateway_cmd"]
-    # Twice: in the middle of a day (the last day's flow not rolled: the day so far is replayed), and at the
-    # start of a day (after a rollover: only the carried book). Past days are never read.
+    # Three starts, each timed from exec to the "ready" log line: after that crash; after a clean stop (which
+    # writes a checkpoint of the whole log); and at the start of a day (after a rollover: only the carried
+    # book). Past days are never read.
     restart: dict[str, Any] = {}
-    for name in ("full_day", "after_rollover"):
+    for name in ("after_crash", "full_day", "after_rollover"):
         proc = procs.start(f"gateway-restart-{name}", argv, env=env, cwd=cwd)
         t0 = time.monotonic()
         proc.wait_for_text('"msg": "ready"', 300)
         restart[f"{name}_startup_s"] = round(time.monotonic() - t0, 3)
         restart[f"{name}_rss_kb"] = sample(proc.pid).get("rss_kb")
+        restart[f"{name}_rebuild"] = _rebuilt_line(proc.stderr)
         if name == "full_day":
             ans = request(sock, {"cmd": "rollover", "who": "bench", "why": "bench soak: end of the last day"}, 300)
             if not ans.get("ok"):
                 raise RuntimeError(f"rollover after the last day failed: {ans}")
-        proc.stop(30)
+        t0 = time.monotonic()
+        proc.stop(60)
+        restart[f"{name}_stop_s"] = round(time.monotonic() - t0, 3)
     restart["state_kb"] = _sizes(gw_state)
     return {"days": rows, "restart": restart}
+
+
+def _rebuilt_line(path: Path) -> dict[str, Any]:
+    """What the start replayed: its "state rebuilt from the event log" line."""
+    for line in reversed(path.read_text(errors="replace").splitlines()):
+        if '"msg": "state rebuilt from the event log"' in line:
+            ev = json.loads(line)
+            return {k: ev.get(k) for k in ("events", "from_checkpoint", "seconds")}
+    return {}
 
 
 def verdict(rows: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
@@ -155,9 +173,14 @@ def markdown(res: dict[str, Any]) -> str:
               f"**{'yes' if v.get('flat') else 'NO' if v.get('flat') is False else 'unknown'}** "
               f"(day 1 peak {v.get('first_day_peak_mib')} MiB; deviation by day {v.get('deviation_by_day')})",
               f"* nothing lost: **{'yes' if v.get('completed') else 'NO'}**",
-              f"* start-up on the soak's state, exec to the \"ready\" log line: after the last day's flow (its "
-              f"{rows[-1]['orders'] if rows else 0:,} orders replayed) **{restart.get('full_day_startup_s')} s**, RSS "
-              f"{(restart.get('full_day_rss_kb') or 0) / 1024:,.1f} MiB; after a rollover (the carried book only, "
-              f"{len(rows)} days archived) **{restart.get('after_rollover_startup_s')} s**, RSS "
-              f"{(restart.get('after_rollover_rss_kb') or 0) / 1024:,.1f} MiB"]
+              f"* start-up on the soak's state, exec to the \"ready\" log line, with the last day's "
+              f"{rows[-1]['orders'] if rows else 0:,} orders in its event log:"]
+    for name, what in (("after_crash", "after a SIGKILL at the end of the last day"),
+                       ("full_day", "after a clean stop"),
+                       ("after_rollover", f"after a rollover (the carried book only, {len(rows)} days archived)")):
+        rb = restart.get(f"{name}_rebuild") or {}
+        lines.append(f"  * {what}: **{restart.get(f'{name}_startup_s')} s**, RSS "
+                     f"{(restart.get(f'{name}_rss_kb') or 0) / 1024:,.1f} MiB; replayed {rb.get('events')} events "
+                     f"after the checkpoint at event {rb.get('from_checkpoint')}; its clean stop took "
+                     f"{restart.get(f'{name}_stop_s')} s")
     return "\n".join(lines) + "\n"
