@@ -111,7 +111,11 @@ def _decode_ledger(d: dict[str, Any]) -> Ledger:
 def write(state_dir: Path, fp: str, first_line: bytes, last_line: bytes, cp: Checkpoint) -> Path:
     """Atomically: a crash leaves the previous checkpoint or this one, never a torn file under the name."""
     path = path_of(state_dir)
-    tmp = path.with_name(path.name + ".tmp")
+    for old in state_dir.glob(f"{FILE_NAME}.*.tmp"):  # left by a writer that died (no writer runs an hour)
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+    # A name of its own: a checkpoint made by hand (`fixgw checkpoint`) may run beside the daemon's.
+    tmp = path.with_name(f"{FILE_NAME}.{os.getpid()}.tmp")
     header = {"format": FORMAT, "fingerprint": fp, "first_line": first_line, "last_line": last_line,
               "offset": cp.offset, "seq": cp.seq, "written_ns": time.time_ns()}
     with open(tmp, "wb") as f:

@@ -9,6 +9,19 @@ from pathlib import Path
 from config.errors import ConfigError
 
 
+def _checkpoint(args: argparse.Namespace) -> int:
+    """What the daemon runs in a child process (gateway.checkpoint), by hand: safe while it runs."""
+    import json
+
+    from config.settings import load_config
+    from gateway import checkpoint
+
+    cp = checkpoint.make(load_config(args.config))
+    print(json.dumps({"seq": cp.seq if cp else None, "orders": len(cp.ledger.orders) if cp else None,
+                      "note": None if cp else "up to date (or no event log)"}))
+    return 0
+
+
 def _check_config(args: argparse.Namespace) -> int:
     from config.settings import load_config
     from gateway.service import load_risk
@@ -199,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("run", help="run the gateway in the foreground")
     s.add_argument("--config", required=True, help="gateway TOML file")
     s.set_defaults(fn=_run)
+
+    s = sub.add_parser("checkpoint", help="bring the state folder's checkpoint up to the end of its event log")
+    s.add_argument("--config", required=True, help="gateway TOML file")
+    s.set_defaults(fn=_checkpoint)
 
     s = sub.add_parser("check-config", help="validate a configuration file without starting anything")
     s.add_argument("config")

@@ -106,7 +106,7 @@ async def housekeeping(gw: Gateway, sup: Supervisor) -> None:
         await asyncio.to_thread(gw.housekeeping)
 
 
-async def make_checkpoint(cfg: GatewayConfig) -> dict[str, object] | None:
+async def make_checkpoint(gw: Gateway) -> dict[str, object] | None:
     """Run `python -m gateway.checkpoint` on this configuration; what it wrote, or None when it failed (a
     start then replays more of the day: slower, never wrong)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -115,13 +115,15 @@ async def make_checkpoint(cfg: GatewayConfig) -> dict[str, object] | None:
         sys.executable, "-m", "gateway.checkpoint", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     try:
-        out, err = await proc.communicate(cfg.model_dump_json().encode())
+        out, err = await proc.communicate(gw.cfg.model_dump_json().encode())
     except asyncio.CancelledError:
         proc.kill()
         await proc.wait()
         raise
     if proc.returncode != 0:
-        log.error("checkpoint failed: a start replays the day from the last good one",
+        gw.alert("CHECKPOINT_FAILED")
+        log.error("CHECKPOINT_FAILED: a start replays the day from the last good checkpoint; see "
+                  "docs/runbooks/CHECKPOINT_FAILED.md",
                   extra={"rc": proc.returncode, "stderr": err.decode(errors="replace")[-2000:]})
         return None
     result: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
@@ -138,7 +140,7 @@ async def checkpointer(gw: Gateway, every_events: int) -> None:
         await asyncio.sleep(CHECKPOINT_POLL_S)
         if gw.events.seq - made < every_events:
             continue
-        result = await make_checkpoint(gw.cfg)
+        result = await make_checkpoint(gw)
         # after a failure: try again after another `every_events`, not in a tight loop
         made = int(result["seq"]) if result and result.get("seq") else gw.events.seq  # type: ignore[arg-type]
         gw.checkpoint_seq = made
@@ -254,10 +256,11 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
             # The log is closed: a checkpoint of all of it makes the next start replay nothing.
             notifier.stopping("stopping: writing a checkpoint")
             try:
-                await asyncio.wait_for(make_checkpoint(gw.cfg), STOP_CHECKPOINT_S)
+                await asyncio.wait_for(make_checkpoint(gw), STOP_CHECKPOINT_S)
             except asyncio.TimeoutError:
-                log.warning("no checkpoint at the stop: it took too long; the next start replays more",
-                            extra={"limit_s": STOP_CHECKPOINT_S})
+                gw.alert("CHECKPOINT_FAILED")
+                log.warning("CHECKPOINT_FAILED: no checkpoint at the stop, it took too long; the next start "
+                            "replays more; see docs/runbooks/CHECKPOINT_FAILED.md", extra={"limit_s": STOP_CHECKPOINT_S})
     if sup.fatal.is_set():
         log.critical("exiting for a restart", extra={"reason": sup.fatal_reason})
         return 1

@@ -122,6 +122,8 @@ _ENTRIES: tuple[Reason, ...] = (
            "positions file unusable", None, None, "alert"),
     Reason("ROLLOVER_FAILED", 52, "The scheduled trading-day rollover failed; the old trading day goes on.",
            "rollover failed", None, None, "alert"),
+    Reason("CHECKPOINT_FAILED", 53, "A checkpoint of the order-path state could not be written; starts replay more of the day.",
+           "checkpoint failed", None, None, "alert"),
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _ENTRIES}

@@ -5,6 +5,7 @@ not stored; the daemon makes them in a child process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import numpy as np
 from gateway import checkpoint
 from gateway.recon.store import ReconStore
 from gateway.service import Gateway
+from gwtest import write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -186,3 +188,25 @@ def test_the_checkpoint_command_and_the_daemon_make_one(running) -> None:
     again = subprocess.run([sys.executable, "-m", "gateway.checkpoint"], input=cfg.model_dump_json().encode(),
                            capture_output=True, env=env, timeout=120, check=True)
     assert json.loads(again.stdout.decode().strip().splitlines()[-1])["seq"] is None  # nothing new since
+
+
+def test_fixgw_checkpoint_by_hand(running) -> None:
+    c = running.client()
+    _flow(c, "A")
+    running.gw.recon_feed.drain()
+    cfg_path = write_config(running.gw.cfg, running.tmp / "gateway.toml")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "checkpoint", "--config", str(cfg_path)],
+                         capture_output=True, env=env, timeout=120, check=True, cwd=ROOT)
+    assert json.loads(out.stdout)["seq"] == running.gw.events.seq
+
+
+def test_a_checkpoint_that_cannot_be_written_raises_its_alert(running) -> None:
+    from gateway.daemon import make_checkpoint
+
+    c = running.client()
+    _flow(c, "A")
+    running.gw.recon_feed.drain()
+    checkpoint.path_of(running.gw.cfg.state_dir).mkdir()  # the rename onto it fails
+    assert asyncio.run(make_checkpoint(running.gw)) is None
+    assert running.gw.metrics.alerts.labels("CHECKPOINT_FAILED")._value.get() == 1
