@@ -2,8 +2,8 @@
 
 A checkpoint is exactly what replaying the current day's event log up to a byte offset builds: the ledger and
 the risk engine's buffers. It is made by a separate process (`python -m gateway.checkpoint`, started by the
-daemon every `[gateway] checkpoint_every_events` events) that reads the append-only log the daemon writes and
-resumes from the previous checkpoint. The daemon neither pauses nor locks for it, and the replay costs the
+daemon every `[gateway] checkpoint_every_events` events and at a clean stop; `fixgw checkpoint` by hand) that
+reads the append-only log the daemon writes and resumes from the previous checkpoint. The daemon neither pauses nor locks for it, and the replay costs the
 order path no CPU: it runs in another process, on the other core.
 
 It is a cache. The event log stays the only source of truth, and a start uses a checkpoint only when it still
@@ -17,6 +17,7 @@ runs behind the event log), so a start only needs to catch the reconciliation up
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -49,12 +50,12 @@ _REPLAY_CODE = ("gateway/checkpoint.py", "gateway/lifecycle.py", "gateway/ledger
                 "gateway/trading_day.py", "risk/engine.py", "risk/kernel.py", "risk/state.py",
                 "risk/decision.py", "risk/reasons.py")
 _ROOT = Path(__file__).resolve().parent.parent
-_ORDER_FIELDS = ("number", "session", "account", "symbol", "side", "ord_type", "qty", "price", "cl_ord_id",
-                 "venue_cl_ord_id", "slot", "order_id", "status", "cum_qty", "avg_px", "pending", "tif")
+_ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))  # Order(*row) rebuilds one
 
 
 @functools.cache
 def code_hash() -> str:
+    """Of the replay's source: code that could replay differently never resumes another's checkpoint."""
     h = hashlib.sha256()
     for rel in _REPLAY_CODE:
         h.update(rel.encode())

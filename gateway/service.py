@@ -85,21 +85,23 @@ class Gateway:
         # one still describes the log: the ledger, journal and reconciliation rebuild from these events.
         # Collections would rescan the growing ledger again and again (3x the decode's time) and find nothing.
         gc.disable()
-        with open(self.events.path, "rb") as lf:
-            cp = checkpoint.load(state, lf, checkpoint.fingerprint(risk_cfg, sessions, cfg.gateway.max_open_orders))
-            tail = checkpoint.read_events(lf, cp.offset)[0] if cp is not None else None
-        self.checkpoint_seq = cp.seq if cp is not None else 0
-        # head: the day's first events (INIT and what the previous day carried), which say what day this is
-        head = td.day_head(self.events.path) if cp is not None else list(self.events.replay())
-        history = tail if tail is not None else head
-        ledger = cp.ledger if cp is not None else Ledger()
-        self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders,
-                               buffers=cp.risk if cp is not None else None)
-                     if risk_cfg is not None else None)
-        prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
-        self.trading_day, self.day_started = self._day_of(head)
-        replayed = replay(history, ledger, self.risk)
-        gc.enable()
+        try:
+            with open(self.events.path, "rb") as lf:
+                cp = checkpoint.load(state, lf, checkpoint.fingerprint(risk_cfg, sessions, cfg.gateway.max_open_orders))
+                tail = checkpoint.read_events(lf, cp.offset)[0] if cp is not None else None
+            self.checkpoint_seq = cp.seq if cp is not None else 0
+            # head: the day's first events (INIT and what the previous day carried), which say what day this is
+            head = td.day_head(self.events.path) if cp is not None else list(self.events.replay())
+            history = tail if tail is not None else head
+            ledger = cp.ledger if cp is not None else Ledger()
+            self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders,
+                                   buffers=cp.risk if cp is not None else None)
+                         if risk_cfg is not None else None)
+            prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
+            self.trading_day, self.day_started = self._day_of(head)
+            replayed = replay(history, ledger, self.risk)
+        finally:
+            gc.enable()
         self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix, alert=self.alert)
         # Orders logged as sent whose fate the venue never told us (a crash between log and send, or lost
         # reports): once the venue has logged on and replayed its resends, ask it about each.
