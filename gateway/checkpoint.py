@@ -45,6 +45,7 @@ log = logging.getLogger("fixgw.checkpoint")
 
 FILE_NAME = "checkpoint.bin"
 FORMAT = 1
+NICE = 19  # background work: the gateway's own threads, and whatever shares its cores, come first
 # The modules whose code decides what a replay builds: a checkpoint made by other code is not used.
 _REPLAY_CODE = ("gateway/checkpoint.py", "gateway/lifecycle.py", "gateway/ledger.py", "gateway/risk_stage.py",
                 "gateway/trading_day.py", "risk/engine.py", "risk/kernel.py", "risk/state.py",
@@ -241,6 +242,7 @@ def main() -> int:
     from config.settings import GatewayConfig
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     cfg = GatewayConfig.model_validate(json.loads(sys.stdin.read()))
+    os.nice(NICE)
     gc.disable()  # a short-lived process building a large object graph without cycles
     t0 = time.monotonic()
     cp = make(cfg)
