@@ -222,8 +222,8 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
             store = ReconStore(state / "recon.sqlite")
             try:
                 for n, ev in enumerate(events):
-                    if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H") and not store.has_fill(
-                            "gateway", str(ev["id"]), str(ev["x"])):
+                    if (ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")
+                            and not store.has_fill("gateway", str(ev["id"]), str(ev["x"])) and _storable(ev)):
                         if n == 0:
                             return None
                         events, end, last_line = read_events(lf, start, limit=n)
@@ -234,6 +234,19 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
     cp = Checkpoint(end, int(events[-1]["q"]), ledger, risk.engine.snapshot() if risk is not None else None)
     write(state, fp, first_line, last_line, cp)
     return cp
+
+
+def _storable(ev: dict[str, Any]) -> bool:
+    """Whether the reconciliation would take this fill: one it refuses (logged as `recon_unusable_fill`) will
+    never be in its store, and must not hold every later checkpoint back."""
+    from gateway.recon.model import from_fix
+    from gateway.recon_feed import fill_tags
+
+    try:
+        from_fix(fill_tags(ev), "gateway", time.time_ns(), int(ev["ts"]) if ev.get("ts") is not None else None)
+    except ValueError:
+        return False
+    return True
 
 
 def main() -> int:
