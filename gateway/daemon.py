@@ -135,15 +135,16 @@ async def make_checkpoint(gw: Gateway) -> dict[str, object] | None:
 async def checkpointer(gw: Gateway, every_events: int) -> None:
     """Keep the checkpoint (gateway.checkpoint) within `every_events` of the event log's end. The replay runs
     in a child process: this loop only waits for it, and the order path neither pauses nor shares the GIL."""
-    made = gw.checkpoint_seq
+    tried = gw.checkpoint_seq  # the log's end when a checkpoint was last attempted
     while True:
         await asyncio.sleep(CHECKPOINT_POLL_S)
-        if gw.events.seq - made < every_events:
+        if gw.events.seq - tried < every_events:
             continue
+        tried = gw.events.seq  # after a failure: again after another `every_events`, not in a tight loop
         result = await make_checkpoint(gw)
-        # after a failure: try again after another `every_events`, not in a tight loop
-        made = int(result["seq"]) if result and result.get("seq") else gw.events.seq  # type: ignore[arg-type]
-        gw.checkpoint_seq = made
+        if result and result.get("seq"):
+            gw.checkpoint_seq = int(result["seq"])  # type: ignore[call-overload]
+            tried = gw.checkpoint_seq
 
 
 async def watchdog(gw: Gateway, notifier: Notifier, interval_s: float) -> None:
