@@ -3,8 +3,9 @@
 A checkpoint is exactly what replaying the current day's event log up to a byte offset builds: the ledger and
 the risk engine's buffers. It is made by a separate process (`python -m gateway.checkpoint`, started by the
 daemon every `[gateway] checkpoint_every_events` events and at a clean stop; `fixgw checkpoint` by hand) that
-reads the append-only log the daemon writes and resumes from the previous checkpoint. The daemon neither pauses nor locks for it, and the replay costs the
-order path no CPU: it runs in another process, on the other core.
+reads the append-only log the daemon writes and resumes from the previous checkpoint. The daemon neither
+pauses nor locks for it, and the replay runs outside its GIL at the lowest priority; on cores that are already
+busy it still competes for them (docs/performance.md has what that costs the order path's p99).
 
 It is a cache. The event log stays the only source of truth, and a start uses a checkpoint only when it still
 describes that log: the same day (the log's first line), the same bytes where it stops, the same risk files

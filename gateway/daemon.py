@@ -261,7 +261,8 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
             except asyncio.TimeoutError:
                 gw.alert("CHECKPOINT_FAILED")
                 log.warning("CHECKPOINT_FAILED: no checkpoint at the stop, it took too long; the next start "
-                            "replays more; see docs/runbooks/CHECKPOINT_FAILED.md", extra={"limit_s": STOP_CHECKPOINT_S})
+                            "replays more; see docs/runbooks/CHECKPOINT_FAILED.md",
+                            extra={"limit_s": STOP_CHECKPOINT_S})
     if sup.fatal.is_set():
         log.critical("exiting for a restart", extra={"reason": sup.fatal_reason})
         return 1

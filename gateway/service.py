@@ -22,8 +22,8 @@ from gateway import qf_settings as qs
 from gateway.apps import App
 from gateway.eventlog import EventLog
 from gateway.journal import Journal
-from gateway.ledger import PENDING_NEW, Ledger
 from gateway import checkpoint
+from gateway.ledger import PENDING_NEW, Ledger
 from gateway.lifecycle import replay
 from gateway.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
@@ -87,7 +87,8 @@ class Gateway:
         gc.disable()
         try:
             with open(self.events.path, "rb") as lf:
-                cp = checkpoint.load(state, lf, checkpoint.fingerprint(risk_cfg, sessions, cfg.gateway.max_open_orders))
+                fp = checkpoint.fingerprint(risk_cfg, sessions, cfg.gateway.max_open_orders)
+                cp = checkpoint.load(state, lf, fp)
                 tail = checkpoint.read_events(lf, cp.offset)[0] if cp is not None else None
             self.checkpoint_seq = cp.seq if cp is not None else 0
             # head: the day's first events (INIT and what the previous day carried), which say what day this is
@@ -109,7 +110,8 @@ class Gateway:
         self._venue_logon_at: float | None = None
         self._last_tick = 0.0
         log.info("state rebuilt from the event log", extra={
-            "events": replayed, "from_checkpoint": self.checkpoint_seq or None, "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
+            "events": replayed, "from_checkpoint": self.checkpoint_seq or None,
+            "open_orders": len(ledger.open_orders()), "seconds": round(time.monotonic() - t0, 3),
             "limits_version": self.risk.limits_version if self.risk else None})
 
         self.journal = Journal(state / "journal.sqlite")
