@@ -16,9 +16,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
     from config.settings import load_config
     from gateway import checkpoint
 
-    cp = checkpoint.make(load_config(args.config))
-    print(json.dumps({"seq": cp.seq if cp else None, "orders": len(cp.ledger.orders) if cp else None,
-                      "note": None if cp else "up to date (or no event log)"}))
+    print(json.dumps(checkpoint.make_and_tell(load_config(args.config))))
     return 0
 
 
