@@ -170,17 +170,12 @@ def load(state_dir: Path, log_file: BinaryIO, fp: str) -> Checkpoint | None:
         return None
 
 
-def read_events(log_file: BinaryIO, offset: int, limit: int | None = None) -> tuple[list[dict[str, Any]], int, bytes]:
-    """The complete lines from `offset` on (a line still being written is left for later), at most `limit`:
-    the events, the offset after the last line read, and that line."""
+def read_events(log_file: BinaryIO, offset: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The complete lines from `offset` on (a line still being written is left for later): parsed, and as
+    they are (without their newlines)."""
     log_file.seek(offset)
-    data = log_file.read()
-    lines = data.split(b"\n")[:-1]  # the piece after the last newline is not a complete line
-    if limit is not None:
-        lines = lines[:limit]
-    events = [json.loads(line) for line in lines]
-    end = offset + sum(map(len, lines)) + len(lines)
-    return events, end, (lines[-1] + b"\n") if lines else b""
+    lines = log_file.read().split(b"\n")[:-1]  # the piece after the last newline is not a complete line
+    return [json.loads(line) for line in lines], lines
 
 
 # ---------------------------------------------------------------------------------------------- making one
@@ -214,7 +209,7 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
         start = prev.offset if prev is not None else 0
         lf.seek(0)
         first_line = lf.readline()
-        events, end, last_line = read_events(lf, start)
+        events, lines = read_events(lf, start)
         if not events:
             return None
         # Only what the reconciliation store already holds: its writer runs behind the log, and a start
@@ -227,13 +222,14 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
                             and not store.has_fill("gateway", str(ev["id"]), str(ev["x"])) and _storable(ev)):
                         if n == 0:
                             return None
-                        events, end, last_line = read_events(lf, start, limit=n)
+                        events, lines = events[:n], lines[:n]
                         break
             finally:
                 store.close()
     replay(events, ledger, risk)
+    end = start + sum(map(len, lines)) + len(lines)
     cp = Checkpoint(end, int(events[-1]["q"]), ledger, risk.engine.snapshot() if risk is not None else None)
-    write(state, fp, first_line, last_line, cp)
+    write(state, fp, first_line, lines[-1] + b"\n", cp)
     return cp
 
 
@@ -241,10 +237,10 @@ def _storable(ev: dict[str, Any]) -> bool:
     """Whether the reconciliation would take this fill: one it refuses (logged as `recon_unusable_fill`) will
     never be in its store, and must not hold every later checkpoint back."""
     from gateway.recon.model import from_fix
-    from gateway.recon_feed import fill_tags
+    from gateway.recon_feed import arrived_ns, fill_tags
 
     try:
-        from_fix(fill_tags(ev), "gateway", time.time_ns(), int(ev["ts"]) if ev.get("ts") is not None else None)
+        from_fix(fill_tags(ev), "gateway", time.time_ns(), arrived_ns(ev))
     except ValueError:
         return False
     return True

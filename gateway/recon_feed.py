@@ -85,7 +85,7 @@ class ReconFeed:
         if self.enabled and ev.get("e") == "X" and ev.get("x") in ("F", "G", "H"):
             with self._cond:
                 self._submitted += 1
-            self._queue.put(("gateway", fill_tags(ev), _arrived(ev)))
+            self._queue.put(("gateway", fill_tags(ev), arrived_ns(ev)))
 
     def on_dropcopy(self, tags: dict[int, str]) -> None:
         """A drop-copy ExecutionReport as {tag: value}, header included (52 SendingTime dates a fill
@@ -106,7 +106,7 @@ class ReconFeed:
             return n
         for ev in fills:
             if not self.service.store.has_fill("gateway", str(ev["id"]), str(ev["x"])):
-                self._handle(self.service.on_gateway_message(fill_tags(ev), _arrived(ev)), mirror=False)
+                self._handle(self.service.on_gateway_message(fill_tags(ev), arrived_ns(ev)), mirror=False)
                 n += 1
         return n
 
@@ -191,7 +191,7 @@ class ReconFeed:
             self._thread = None
 
 
-def _arrived(ev: dict[str, Any]) -> int | None:
+def arrived_ns(ev: dict[str, Any]) -> int | None:
     """The event's receive stamp (int ns): a crash replay must date a fill by when it came, not by now."""
     ts = ev.get("ts")
     return int(ts) if ts is not None else None
