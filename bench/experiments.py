@@ -40,7 +40,7 @@ def nogauge(d: Path) -> None:
 
 def nogc(d: Path) -> None:
     """gc.freeze() after start-up and rare young collections."""
-    _sub(d / "gateway/daemon.py", "    gw.start()\n",
+    _sub(d / "gateway/control/daemon.py", "    gw.start()\n",
          "    gw.start()\n    import gc; gc.freeze(); gc.set_threshold(200_000, 50, 1000)\n")
 
 
@@ -53,13 +53,13 @@ def venuenopersist(d: Path) -> None:
 def switch(d: Path) -> None:
     """sys.setswitchinterval(200 us): a thread waiting for the GIL (e.g. in toApp under sendToTarget) gets it
     after at most 0.2 ms instead of 5 ms."""
-    _sub(d / "gateway/daemon.py", "    gw.start()\n", "    gw.start()\n    import sys; sys.setswitchinterval(0.0002)\n")
+    _sub(d / "gateway/control/daemon.py", "    gw.start()\n", "    gw.start()\n    import sys; sys.setswitchinterval(0.0002)\n")
 
 
 def tracemem(d: Path) -> None:
     """tracemalloc on; the top allocation sites written to <state_dir>/tracemalloc.txt at stop (slow)."""
-    _sub(d / "gateway/daemon.py", "    gw.start()\n", "    gw.start()\n    import tracemalloc; tracemalloc.start(1)\n")
-    _sub(d / "gateway/daemon.py", "        await asyncio.to_thread(gw.stop)\n",
+    _sub(d / "gateway/control/daemon.py", "    gw.start()\n", "    gw.start()\n    import tracemalloc; tracemalloc.start(1)\n")
+    _sub(d / "gateway/control/daemon.py", "        await asyncio.to_thread(gw.stop)\n",
          "        import tracemalloc\n        snap = tracemalloc.take_snapshot()\n"
          "        (gw.cfg.state_dir / 'tracemalloc.txt').write_text("
          "'\\n'.join(str(s) for s in snap.statistics('lineno')[:40]))\n"

@@ -1,8 +1,8 @@
 """The baseline: a bare QuickFIX pass-through proxy with no checks.
 
 One acceptor for the client and one initiator to the venue, with the gateway's own QuickFIX settings
-(gateway.qf_settings.render: file store, data dictionary validation, SocketNodelay, FileLog), the same engine
-classes (ThreadedSocketAcceptor, SocketInitiator) and the same Python callbacks shape (gateway.apps.App). It
+(gateway.fix.settings.render: file store, data dictionary validation, SocketNodelay, FileLog), the same engine
+classes (ThreadedSocketAcceptor, SocketInitiator) and the same Python callbacks shape (gateway.fix.application.App). It
 forwards NewOrderSingle/Cancel/Replace to the venue and ExecutionReports/CancelRejects back, copying each
 message and nothing else: one client, so ClOrdIDs pass through unchanged, no ledger, no event log, no risk.
 
@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
 import quickfix as fix  # noqa: E402
 
 from gateway import qf_settings as qs  # noqa: E402
-from gateway.apps import App  # noqa: E402
+from gateway.fix.application import App  # noqa: E402
 
 
 def tweak(text: str, a: argparse.Namespace) -> str:

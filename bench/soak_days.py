@@ -19,7 +19,7 @@ from typing import Any
 
 from common import sample
 
-from gateway.admin import request
+from gateway.control.admin import request
 
 STATE_PARTS = ("events.log", "archive", "store", "fixlog", "journal.sqlite", "recon.sqlite")
 
@@ -102,7 +102,7 @@ def roll_days(days: int, ctx: dict[str, Any]) -> dict[str, Any]:
         print(json.dumps({k: v for k, v in row.items() if k != "state_kb"}), flush=True)
     client.popen.wait(120)
     # The last day ends in a crash: SIGKILL, so the first restart replays what followed the daemon's latest
-    # periodic checkpoint (gateway.checkpoint).
+    # periodic checkpoint (gateway.control.checkpoint).
     gw.stopped_by_us = True
     gw.popen.kill()
     gw.popen.wait(30)

@@ -11,7 +11,7 @@ A `Schedule` is part of a session's counterparty agreement (`schedule` under a c
 
 Two parts enforce it. QuickFIX gets StartTime/EndTime (and StartDay/EndDay) from `quickfix_settings`: it logs
 the session out outside that range, refuses a Logon outside it, and resets the store (MsgSeqNum 1, store files
-reset) when a new range begins. The gateway's `ScheduleKeeper` (gateway.session_schedule) enforces what QuickFIX
+reset) when a new range begins. The gateway's `ScheduleKeeper` (gateway.fix.schedule) enforces what QuickFIX
 cannot express: the trading days of a daily schedule, and the daily window of a weekly or never-resetting one.
 
 Everything here is a pure function of the schedule and a time: no clocks, no I/O.

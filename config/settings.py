@@ -1,6 +1,6 @@
 """The gateway's one configuration file (TOML), validated into pydantic models.
 
-QuickFIX settings are generated from these models (gateway.qf_settings); nobody keeps a QuickFIX .cfg by hand.
+QuickFIX settings are generated from these models (gateway.fix.settings); nobody keeps a QuickFIX .cfg by hand.
 Relative paths in the file are resolved against the file's own folder, so a config can travel with its data.
 """
 

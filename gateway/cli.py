@@ -10,11 +10,11 @@ from config.errors import ConfigError
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    """What the daemon runs in a child process (gateway.checkpoint), by hand: safe while it runs."""
+    """What the daemon runs in a child process (gateway.control.checkpoint), by hand: safe while it runs."""
     import json
 
     from config.settings import load_config
-    from gateway import checkpoint
+    from gateway.control import checkpoint
 
     print(json.dumps(checkpoint.make_and_tell(load_config(args.config))))
     return 0
@@ -34,7 +34,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from config.settings import load_config
-    from gateway import daemon, logs
+    from gateway.control import daemon
+    from gateway.control import logs
 
     cfg = load_config(args.config)
     logs.setup(cfg.gateway.log_level)
@@ -45,8 +46,8 @@ def _venue_sim(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from gateway import logs
-    from gateway.venue_sim import VenueSim, load_sim_config
+    from gateway.control import logs
+    from sim.venue import VenueSim, load_sim_config
 
     logs.setup("INFO")
     sim = VenueSim(load_sim_config(args.config))
@@ -60,8 +61,8 @@ def _venue_sim(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gateway import logs
-    from gateway.demo import run_demo
+    from gateway.control import logs
+    from sim.demo import run_demo
 
     # The demo provokes rejects, a kill switch and a reconciliation break on purpose: its summary reports
     # them, so only the unexpected (critical) reaches the log.
@@ -70,7 +71,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from gateway.journal_query import query, render
+    from gateway.events.journal_query import query, render
 
     if args.config:
         from config.settings import load_config
@@ -91,7 +92,7 @@ def _admin(args: argparse.Namespace) -> int:
     import getpass
     import json
 
-    from gateway.admin import request
+    from gateway.control.admin import request
 
     if args.config:
         from config.settings import load_config
@@ -144,7 +145,7 @@ def _trade_date(text: str) -> str:
 def _reconcile(args: argparse.Namespace) -> int:
     import time as _time
 
-    from gateway.journal_query import parse_time
+    from gateway.events.journal_query import parse_time
     from gateway.recon import ReconService, ReconStore, reconcile_logs, write_reports
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
@@ -153,7 +154,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.config:
         from config.settings import load_config
 
-        from gateway.recon_feed import reconciliation_off_reason
+        from gateway.recon.feed import reconciliation_off_reason
 
         cfg = load_config(args.config)
         off = reconciliation_off_reason(cfg)

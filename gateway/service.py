@@ -12,29 +12,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-import quickfix as fix
-
 from config.positions import load_positions
 from config.risk_models import RiskConfig, load_risk_config
 from config.settings import FixSessionPolicy, GatewayConfig
-from gateway import fixmsg as fm
-from gateway import qf_settings as qs
-from gateway.apps import App
-from gateway.eventlog import EventLog
-from gateway.journal import Journal
-from gateway import checkpoint
-from gateway.ledger import PENDING_NEW, Ledger
-from gateway.lifecycle import replay
-from gateway.metrics import Metrics
+from gateway.fix import messages as fm
+from gateway.fix import engines, sessions
+from gateway.fix import settings as qs
+from gateway.fix.application import App
+from gateway.events.log import EventLog
+from gateway.events.journal import Journal
+from gateway.control import checkpoint
+from gateway.orders.ledger import PENDING_NEW, Ledger
+from gateway.orders.lifecycle import replay_log
+from gateway.events.metrics import Metrics
 from gateway.recon import BreakOpened, ReconService, ReconStore, UnknownFill
 from gateway.recon.events import Event as ReconEvent
 from gateway.recon.model import FillRecord
-from gateway.recon_feed import ReconFeed, reconciliation_off_reason
-from gateway import rollover as rollover_mod
-from gateway import trading_day as td
-from gateway.risk_stage import SIDE, RiskStage
-from gateway.router import Router, session_key
-from gateway.session_schedule import ScheduleKeeper, qs_schedule_settings, scheduled_sessions
+from gateway.recon.feed import ReconFeed, reconciliation_off_reason
+from gateway.control import rollover as rollover_mod
+from gateway.orders import trading_day as td
+from gateway.orders.risk_stage import SIDE, RiskStage
+from gateway.orders.router import Router
+from gateway.fix.sessions import SessionID, session_key, sid_key
+from gateway.fix.schedule import ScheduleKeeper, qs_schedule_settings, scheduled_sessions
 
 log = logging.getLogger("fixgw.service")
 
@@ -81,7 +81,7 @@ class Gateway:
         sessions = client_sessions(cfg)
         risk_cfg = load_risk(cfg)
         t0 = time.monotonic()
-        # Today's segment only, and of it only what follows the latest checkpoint (gateway.checkpoint) when
+        # Today's segment only, and of it only what follows the latest checkpoint (gateway.control.checkpoint) when
         # one still describes the log: the ledger, journal and reconciliation rebuild from these events.
         # Collections would rescan the growing ledger again and again (3x the decode's time) and find nothing.
         gc.disable()
@@ -92,7 +92,7 @@ class Gateway:
                 tail = checkpoint.read_events(lf, cp.offset)[0] if cp is not None else None
             self.checkpoint_seq = cp.seq if cp is not None else 0
             # head: the day's first events (INIT and what the previous day carried), which say what day this is
-            head = td.day_head(self.events.path) if cp is not None else list(self.events.replay())
+            head = td.day_head(self.events.path) if cp is not None else list(self.events.read_today())
             history = tail if tail is not None else head
             ledger = cp.ledger if cp is not None else Ledger()
             self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders,
@@ -100,7 +100,7 @@ class Gateway:
                          if risk_cfg is not None else None)
             prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
             self.trading_day, self.day_started = self._day_of(head)
-            replayed = replay(history, ledger, self.risk)
+            replayed = replay_log(history, ledger, self.risk)
         finally:
             gc.enable()
         self.router = Router(cfg, self.events, ledger, risk=self.risk, id_prefix=prefix, alert=self.alert)
@@ -117,7 +117,7 @@ class Gateway:
         self.journal = Journal(state / "journal.sqlite")
         self._journal_previous_day(head)
         # The journal runs a moment behind the log: what it missed is normally after the checkpoint.
-        self.journal.catch_up(history if self.journal.last_q() >= self.checkpoint_seq else self.events.replay())
+        self.journal.catch_up(history if self.journal.last_q() >= self.checkpoint_seq else self.events.read_today())
         rc = cfg.reconciliation
         # ExecIDs of the drop-copy fills mirrored into the risk state (changed under the router lock with it):
         # a rollover carries them inside the positions, and a start must not mirror those again.
@@ -183,7 +183,7 @@ class Gateway:
             self.journal.catch_up(old)
 
     def rollover(self, who: str, why: str, now: dt.datetime | None = None) -> dict[str, Any]:
-        """End the trading day now (gateway.rollover): journaled with who and why; returns what it did."""
+        """End the trading day now (gateway.control.rollover): journaled with who and why; returns what it did."""
         return rollover_mod.run(self, who, why, now)
 
     # ------------------------------------------------------------------ engines
@@ -203,17 +203,17 @@ class Gateway:
                     for c in acc.clients]
         text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses, dict_dir=dict_dir)
-        acceptor = self._engine("clients", fix.ThreadedSocketAcceptor, client_app, state / "quickfix" / "clients.cfg",
+        acceptor = self._engine("clients", "acceptor", client_app, state / "quickfix" / "clients.cfg",
                                 text, log_dir)
 
         v = cfg.venue
 
-        def venue_logon(sid: fix.SessionID) -> None:
+        def venue_logon(sid: SessionID) -> None:
             r.venue_logon(sid)
             self._venue_logon_at = time.monotonic()
             self.venue_logged_on.set()
 
-        def venue_logout(sid: fix.SessionID) -> None:
+        def venue_logout(sid: SessionID) -> None:
             self.venue_logged_on.clear()
             r.venue_logout(sid)
 
@@ -222,7 +222,7 @@ class Gateway:
         vtext = qs.render("initiator", [session_spec(v, v.sender_comp_id, v.target_comp_id, v.host, v.port,
                                                      v.heartbeat_s, v.reconnect_s)],
                           state / "store" / "venue", log_dir and log_dir / "venue", dict_dir=dict_dir)
-        initiators = [self._engine("venue", fix.SocketInitiator, venue_app, state / "quickfix" / "venue.cfg", vtext,
+        initiators = [self._engine("venue", "initiator", venue_app, state / "quickfix" / "venue.cfg", vtext,
                                    log_dir)]
         self._apps = [client_app, venue_app]
 
@@ -233,7 +233,7 @@ class Gateway:
             dtext = qs.render("initiator", [session_spec(d, d.sender_comp_id, d.target_comp_id, d.host, d.port,
                                                          d.heartbeat_s, d.reconnect_s)],
                               state / "store" / "dropcopy", log_dir and log_dir / "dropcopy", dict_dir=dict_dir)
-            initiators.append(self._engine("dropcopy", fix.SocketInitiator, dc_app, state / "quickfix" / "dropcopy.cfg",
+            initiators.append(self._engine("dropcopy", "initiator", dc_app, state / "quickfix" / "dropcopy.cfg",
                                            dtext, log_dir))
             self._apps.append(dc_app)
         self._engines = [acceptor, *initiators]
@@ -245,16 +245,8 @@ class Gateway:
                                            "clients": [c.sender_comp_id for c in acc.clients],
                                            "risk": self.risk is not None})
 
-    def _engine(self, role: str, kind: Any, app: App, cfg_path: Path, text: str, log_dir: Path | None) -> Any:
-        settings = qs.write_settings(cfg_path, text)
-
-        def make() -> Any:
-            s = fix.SessionSettings(str(cfg_path))
-            logs = fix.FileLogFactory(s) if log_dir is not None else fix.ScreenLogFactory(False, False, False)
-            return kind(app, fix.FileStoreFactory(s), s, logs)
-
-        logs = fix.FileLogFactory(settings) if log_dir is not None else fix.ScreenLogFactory(False, False, False)
-        engine = kind(app, fix.FileStoreFactory(settings), settings, logs)
+    def _engine(self, role: str, kind: str, app: App, cfg_path: Path, text: str, log_dir: Path | None) -> Any:
+        engine, make = engines.build(kind, app, cfg_path, text, file_logs=log_dir is not None)
         self._roles[role] = (engine, make)
         return engine
 
@@ -277,29 +269,29 @@ class Gateway:
         self._roles[role] = (engine, make)
         engine.start()
 
-    def _client_logout(self, sid: fix.SessionID) -> None:
+    def _client_logout(self, sid: SessionID) -> None:
         self.router.client_logout(sid)
-        key = f"{sid.getSenderCompID().getValue()}->{sid.getTargetCompID().getValue()}"
+        key = sid_key(sid)
         planned = key in self.planned_logouts or self.schedules.holds(key)  # the day's end, not a client gone
         if key in self._cancel_on_disconnect and not self.router.stopping and not planned:
             # Not from QuickFIX's callback: the cancels go out from housekeeping a moment later.
             self._disconnected.append(key)
 
-    def _venue_admin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+    def _venue_admin(self, msg: fm.Message, sid: SessionID) -> None:
         if msg.getHeader().getField(fm.MSG_TYPE) == "3":
             self.router.venue_session_reject(msg)
 
     def alert(self, code: str) -> None:
         self.metrics.alerts.labels(code).inc()
 
-    def _from_dropcopy(self, msg: fix.Message, sid: fix.SessionID) -> None:
+    def _from_dropcopy(self, msg: fm.Message, sid: SessionID) -> None:
         msg_type = msg.getHeader().getField(fm.MSG_TYPE)
         if msg_type == "j":
             log.warning("business reject on the drop copy: logged, not answered",
                         extra={"fix": msg.toString().replace("\x01", "|")})
             return
         if msg_type != "8":
-            raise fix.UnsupportedMessageType()
+            raise fm.UnsupportedMessageType()
         self.recon_feed.on_dropcopy(fm.to_dict(msg))
 
     # ------------------------------------------------------------------ reconciliation hooks
@@ -358,16 +350,16 @@ class Gateway:
                 self.metrics.alerts.labels("RECON_BREAK").inc()
 
     # ------------------------------------------------------------------ control plane
-    def session_ids(self) -> dict[str, tuple[str, fix.SessionID]]:
+    def session_ids(self) -> dict[str, tuple[str, SessionID]]:
         """Every FIX session of the gateway by its key ('FIXGW->OMS1'): (role, QuickFIX SessionID)."""
-        out: dict[str, tuple[str, fix.SessionID]] = {k: ("client", sid) for k, sid in self.router.client_sids.items()}
+        out: dict[str, tuple[str, SessionID]] = {k: ("client", sid) for k, sid in self.router.client_sids.items()}
         v = self.cfg.venue
         out[session_key(v.sender_comp_id, v.target_comp_id)] = (
-            "venue", fix.SessionID(v.begin_string, v.sender_comp_id, v.target_comp_id))
+            "venue", sessions.session_id(v.begin_string, v.sender_comp_id, v.target_comp_id))
         d = self.cfg.dropcopy
         if d is not None and d.enabled:
             out[session_key(d.sender_comp_id, d.target_comp_id)] = (
-                "dropcopy", fix.SessionID(d.begin_string, d.sender_comp_id, d.target_comp_id))
+                "dropcopy", sessions.session_id(d.begin_string, d.sender_comp_id, d.target_comp_id))
         return out
 
     def seq_reset(self, key: str, next_sender: int | None, next_target: int | None, who: str,
@@ -383,7 +375,7 @@ class Gateway:
         sessions = self.session_ids()
         if key not in sessions:
             raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(sessions))}")
-        session = fix.Session.lookupSession(sessions[key][1])
+        session = sessions.lookup(sessions[key][1])
         if session is None:
             raise ValueError(f"session {key} is not running")
         before = {"next_sender": session.getExpectedSenderNum(), "next_target": session.getExpectedTargetNum()}
@@ -401,7 +393,7 @@ class Gateway:
     def session_states(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for key, (role, sid) in self.session_ids().items():
-            session = fix.Session.lookupSession(sid)
+            session = sessions.lookup(sid)
             row: dict[str, Any] = {"role": role, "begin_string": sid.getBeginString().getValue()}
             if session is None:
                 row["running"] = False

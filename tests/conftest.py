@@ -26,7 +26,7 @@ class Stack:
     clients: list["object"] = field(default_factory=list)
 
     def start_sim(self) -> "object":
-        from gateway.venue_sim import VenueSim
+        from sim.venue import VenueSim
 
         self.sim = VenueSim(self.sim_cfg)  # type: ignore[arg-type]
         self.sim.start()
@@ -48,7 +48,7 @@ class Stack:
 
     def client(self, sender: str = "OMS1", target: str = "FIXGW", name: str | None = None,
                logon: bool = True, reset_on_logon: bool = False) -> "object":
-        from gateway.oms_client import OmsClient
+        from sim.oms_client import OmsClient
 
         c = OmsClient(sender, target, self.cfg.acceptor.port, self.tmp / (name or sender.lower()),  # type: ignore
                       reset_on_logon=reset_on_logon)
@@ -73,7 +73,7 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    from gateway.demo import demo_configs
+    from sim.demo import demo_configs
 
     cfg, sim_cfg = demo_configs(tmp_path)
     # The demo spoils its drop copy on purpose; tests choose their own faults.

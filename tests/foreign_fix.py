@@ -6,7 +6,7 @@ Everything else in the suite talks QuickFIX to QuickFIX, so it cannot tell the g
 what QuickFIX happens to do on both ends. These wrappers put a different session layer on the other side of the
 wire (its own sequence-number store, heartbeats, resend and gap-fill handling, second-precision SendingTime).
 
-The API follows `gateway.oms_client.OmsClient`: synchronous and thread-friendly. Each wrapper runs the engine's
+The API follows `sim.oms_client.OmsClient`: synchronous and thread-friendly. Each wrapper runs the engine's
 asyncio loop in a thread of its own; calls from the test thread are handed to that loop and waited for. Received
 messages are kept as plain {tag: value} dicts (header fields included; a repeated tag keeps its last value, as
 the engine decodes without a data dictionary), and `wait_for` blocks on a condition variable until a matching

@@ -1,6 +1,6 @@
 """`fixgw admin seq-reset`: the request it puts on the admin socket and how it shows the answer.
 
-The gateway's side of seq_reset lives in gateway/admin.py; here a real unix socket stands in for it and
+The gateway's side of seq_reset lives in gateway/control/admin.py; here a real unix socket stands in for it and
 records the one request line, so what the CLI sends is checked byte for byte."""
 
 from __future__ import annotations

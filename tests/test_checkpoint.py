@@ -1,4 +1,4 @@
-"""Checkpoints of the order-path state (gateway.checkpoint) over real sessions on 127.0.0.1: a start from a
+"""Checkpoints of the order-path state (gateway.control.checkpoint) over real sessions on 127.0.0.1: a start from a
 checkpoint and its tail builds exactly what replaying the whole day builds; a checkpoint that no longer
 describes the log, the risk files or the code is ignored; the checkpoint stops at a fill the reconciliation has
 not stored; the daemon makes them in a child process."""
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway import checkpoint
+from gateway.control import checkpoint
 from gateway.recon.store import ReconStore
 from gateway.service import Gateway
 from gwtest import write_config
@@ -182,11 +182,11 @@ def test_the_checkpoint_command_and_the_daemon_make_one(running) -> None:
     running.gw.recon_feed.drain()
     cfg = running.gw.cfg
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-m", "gateway.checkpoint"], input=cfg.model_dump_json().encode(),
+    out = subprocess.run([sys.executable, "-m", "gateway.control.checkpoint"], input=cfg.model_dump_json().encode(),
                          capture_output=True, env=env, timeout=120, check=True)
     result = json.loads(out.stdout.decode().strip().splitlines()[-1])
     assert result["orders"] == 9 and result["seq"] > 0
-    again = subprocess.run([sys.executable, "-m", "gateway.checkpoint"], input=cfg.model_dump_json().encode(),
+    again = subprocess.run([sys.executable, "-m", "gateway.control.checkpoint"], input=cfg.model_dump_json().encode(),
                            capture_output=True, env=env, timeout=120, check=True)
     assert json.loads(again.stdout.decode().strip().splitlines()[-1])["seq"] is None  # nothing new since
 
@@ -203,7 +203,7 @@ def test_fixgw_checkpoint_by_hand(running) -> None:
 
 
 def test_a_checkpoint_that_cannot_be_written_raises_its_alert(running) -> None:
-    from gateway.daemon import make_checkpoint
+    from gateway.control.daemon import make_checkpoint
 
     c = running.client()
     _flow(c, "A")

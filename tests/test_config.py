@@ -10,7 +10,7 @@ import pytest
 
 from config.errors import ConfigError
 from config.settings import load_config
-from gateway.demo import DEMO_DIR
+from sim.demo import DEMO_DIR
 
 GOOD = (DEMO_DIR / "gateway.toml").read_text()
 

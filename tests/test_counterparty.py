@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import ClientSession
-from gateway.venue_sim import Rule
+from sim.venue import Rule
 from tests.rawfix import RawSession, fix_time
 
 S1 = "FIXGW->OMS1"
@@ -67,7 +67,7 @@ def test_an_oms_that_sends_no_account_trades_through_its_default(stack) -> None:
     oms.new_order("NA4", "ACC3", "AAPL", "1", 10, 190.0)  # an explicit account is still checked
     assert _er(oms, "NA4", "8")[58].startswith("ACCOUNT_NOT_PERMITTED")
     stack.gw.journal.flush()
-    from gateway.journal_query import query
+    from gateway.events.journal_query import query
 
     rows = {r["cl_ord_id"]: r for r in query(stack.gw.journal.path)}
     assert (rows["NA1"]["account"], rows["NA1"]["account_defaulted"]) == ("ACC2", 1)
@@ -103,7 +103,7 @@ def test_a_venue_reject_of_a_forwarded_order_reaches_the_client_and_releases_exp
     gw = stack.gw
     assert not gw.router.ledger.open_orders() and _open_exposure(gw) == 0 and not gw.router.awaiting
     gw.journal.flush()
-    from gateway.journal_query import query
+    from gateway.events.journal_query import query
 
     (row,) = [r for r in query(gw.journal.path) if r["decision"] == "venue-reject"]
     assert (row["cl_ord_id"], row["code"]) == ("VR1", code)
@@ -131,7 +131,7 @@ def test_a_venue_reject_of_a_cancel_or_replace_gets_a_cancel_reject(stack, mode,
 
 
 def test_a_request_the_venue_never_answers_raises_an_alert_and_shows_in_status(stack) -> None:
-    from gateway.admin import status
+    from gateway.control.admin import status
 
     _with_rules(stack, Rule(symbol="AAPL", action="silent"))
     _with_venue(stack, answer_timeout_s=0.5)
@@ -188,7 +188,7 @@ def test_a_venue_that_rejects_status_requests_is_not_looped_with(stack) -> None:
 
 
 def test_a_business_reject_from_a_client_is_not_answered(running) -> None:
-    from gateway import fixmsg as fm
+    from gateway.fix import messages as fm
 
     oms = running.client()
     m = fm.new_message("j")
@@ -226,7 +226,7 @@ def test_a_client_logon_with_reset_seq_num_flag_is_accepted(running) -> None:
         oms.new_order(f"RF{n}", "ACC1", "AAPL", "1", 1, 190.0)
         _er(oms, f"RF{n}", "F")
     running.stop_client(oms)
-    from gateway.oms_client import OmsClient
+    from sim.oms_client import OmsClient
 
     # A fresh store that asks for the reset (Logon 141=Y): both sides start again at 1, and it trades.
     fresh = OmsClient("OMS1", "FIXGW", running.cfg.acceptor.port, running.tmp / "oms1-fresh", reset_on_logon=True)
@@ -240,7 +240,7 @@ def test_a_client_logon_with_reset_seq_num_flag_is_accepted(running) -> None:
 
 
 def test_operator_seq_reset_lets_a_client_that_lost_its_store_back_in(running) -> None:
-    from gateway.admin import AdminServer
+    from gateway.control.admin import AdminServer
 
     gw = running.gw
     oms = running.client()
@@ -258,7 +258,7 @@ def test_operator_seq_reset_lets_a_client_that_lost_its_store_back_in(running) -
     oms.new_order("SQ9", "ACC1", "AAPL", "1", 1, 190.0)
     _er(oms, "SQ9", "F")
     gw.journal.flush()
-    from gateway.journal_query import query
+    from gateway.events.journal_query import query
 
     (row,) = query(gw.journal.path, table="admin")
     assert (row["action"], row["scope"], row["who"]) == ("seq-reset", S1, "ops@desk")
@@ -331,7 +331,7 @@ def test_a_client_of_another_fix_version_trades_through_a_fix44_venue(stack, ver
     _with_clients(stack, ClientSession(sender_comp_id=comp, accounts=["ACC1", "ACC2"], fix_version=version))
     stack.start_sim()
     stack.start_gateway()
-    from gateway.oms_client import OmsClient
+    from sim.oms_client import OmsClient
 
     c = OmsClient(comp, "FIXGW", stack.cfg.acceptor.port, stack.tmp / comp.lower(), fix_version=version)
     c.start()

@@ -209,8 +209,8 @@ def test_a_bad_limits_file_on_reload_keeps_the_old_limits(daemon_stack, tmp_path
 
 def test_watchdog_stops_while_the_order_path_is_stalled(stack, short_tmp) -> None:
     """In-process daemon loop: hold the router lock as a stuck order-path thread would."""
-    from gateway.daemon import serve
-    from gateway.sdnotify import Notifier
+    from gateway.control.daemon import serve
+    from gateway.control.sdnotify import Notifier
     from gateway.service import Gateway
 
     notify = NotifySocket(short_tmp / "notify")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.venue_sim import Rule, SimConfig, SimOrder, next_session_end
+from sim.venue import Rule, SimConfig, SimOrder, next_session_end
 
 S1 = "FIXGW->OMS1"
 
@@ -179,7 +179,7 @@ class _Wire:
     def __init__(self, monkeypatch) -> None:
         import quickfix as fix
 
-        from gateway import fixmsg as fm
+        from gateway.fix import messages as fm
 
         self.sent: list[dict[int, str]] = []
         monkeypatch.setattr(fix.Session, "sendToTarget", lambda m, sid: self.sent.append(fm.to_dict(m)) or True)
@@ -188,7 +188,7 @@ class _Wire:
 def _bare_sim(tmp_path, **cfg: object):
     import quickfix as fix
 
-    from gateway.venue_sim import SimSession, VenueSim
+    from sim.venue import SimSession, VenueSim
 
     sim = VenueSim(SimConfig(port=1, state_dir=tmp_path, sessions=[SimSession(sender_comp_id="VENUE",
                                                                               target_comp_id="FIXGW")], **cfg))
@@ -196,7 +196,7 @@ def _bare_sim(tmp_path, **cfg: object):
 
 
 def _msg(msg_type: str, **fields: object):
-    from gateway import fixmsg as fm
+    from gateway.fix import messages as fm
 
     m = fm.new_message(msg_type)
     for tag, val in fields.items():

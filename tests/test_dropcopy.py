@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.daemon import end_of_day, next_end_of_day
-from gateway.venue_sim import DropCopyFault
+from gateway.control.daemon import end_of_day, next_end_of_day
+from sim.venue import DropCopyFault
 from gwtest import write_config
 
 GRACE_S = 0.4

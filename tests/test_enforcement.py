@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from gateway.demo import free_port
+from sim.demo import free_port
 from risk.reasons import CATALOGUE
 
 S1 = "FIXGW->OMS1"

@@ -74,7 +74,7 @@ def test_cancel_of_an_unknown_order_gets_a_cancel_reject(running) -> None:
 
 
 def test_unsupported_message_gets_a_business_message_reject(running) -> None:
-    from gateway import fixmsg as fm
+    from gateway.fix import messages as fm
 
     oms = running.client()
     m = fm.new_message("H")

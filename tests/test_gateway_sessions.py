@@ -85,7 +85,7 @@ def test_unknown_comp_id_cannot_log_on(running) -> None:
 
 
 def test_malformed_order_gets_a_session_reject_and_the_session_stays_up(running) -> None:
-    from gateway import fixmsg as fm
+    from gateway.fix import messages as fm
 
     oms = running.client()
     m = fm.new_message("D")  # no Symbol, Side, OrderQty or OrdType

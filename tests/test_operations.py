@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from gateway.ledger import PENDING_NEW
+from gateway.orders.ledger import PENDING_NEW
 
 
 def _answered(client, cl: str) -> dict[int, str]:
@@ -102,7 +102,7 @@ def test_orders_left_pending_by_a_crash_are_settled_by_a_status_request(running)
 def test_a_dying_control_plane_task_is_restarted_and_counted(stack) -> None:
     import asyncio
 
-    from gateway import daemon
+    from gateway.control import daemon
     from gateway.service import Gateway
 
     gw = Gateway(stack.cfg)  # not started: the supervisor needs only its metrics

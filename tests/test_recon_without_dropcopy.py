@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.daemon import end_of_day
+from gateway.control.daemon import end_of_day
 from gwtest import write_config
 
 GRACE_S = 0.4

@@ -12,9 +12,9 @@ import time
 import pytest
 
 from config.errors import ConfigError
-from gateway import trading_day as td
-from gateway.eventlog import EventLog
-from gateway.journal_query import query
+from gateway.orders import trading_day as td
+from gateway.events.log import EventLog
+from gateway.events.journal_query import query
 
 S1 = "FIXGW->OMS1"
 
@@ -222,7 +222,7 @@ def test_a_roll_that_fails_after_archiving_the_old_day_fails_the_log(tmp_path, m
     assert log.failed is not None
     monkeypatch.setattr(os, "replace", real)
     again = EventLog(tmp_path / "events.log")  # the restart finishes the roll
-    assert [e["day"] for e in again.replay()] == ["20261203"]
+    assert [e["day"] for e in again.read_today()] == ["20261203"]
 
 
 def test_an_empty_archive_folder_left_by_a_failed_roll_does_not_block_the_next(running) -> None:
@@ -240,7 +240,7 @@ def test_a_crash_before_the_old_day_is_archived_discards_the_half_written_new_da
     (tmp_path / "events.log.next").write_text('{"e":"INIT","day":"20261203","q":3}\n{"e":"PO')
     again = EventLog(tmp_path / "events.log")
     assert not (tmp_path / "events.log.next").exists()
-    assert [e["q"] for e in again.replay()] == [1, 2] and again.seq == 2
+    assert [e["q"] for e in again.read_today()] == [1, 2] and again.seq == 2
 
 
 def test_sequence_numbers_of_events_run_on_across_days(tmp_path) -> None:
@@ -251,7 +251,7 @@ def test_sequence_numbers_of_events_run_on_across_days(tmp_path) -> None:
     assert last == 7
     log.append({"e": "ADM"})
     log.close()
-    assert [e["q"] for e in EventLog(tmp_path / "events.log").replay()] == [6, 7, 8]
+    assert [e["q"] for e in EventLog(tmp_path / "events.log").read_today()] == [6, 7, 8]
     assert EventLog(tmp_path / "events.log").seq == 8
 
 

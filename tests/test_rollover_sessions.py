@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import quickfix as fix
 
-from gateway.admin import session_switch
+from gateway.control.admin import session_switch
 from tests.gwtest import wait_until
 
 
@@ -64,7 +64,7 @@ def test_a_session_an_operator_logged_out_stays_out_after_the_rollover(stack) ->
 
 
 def test_a_fill_while_the_rollover_resets_a_client_reaches_it_on_the_new_day(stack, monkeypatch) -> None:
-    from gateway import rollover
+    from gateway.control import rollover
 
     _clients(stack, OMS1={"rollover_reset": True, "reset_on_logon": True})  # OMS2 runs on: OMS1 alone resets
     stack.start_sim()

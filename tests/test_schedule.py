@@ -11,7 +11,7 @@ import pytest
 from config.errors import ConfigError
 from config.schedule import Schedule, describe, in_session, next_end, next_start, quickfix_settings
 from config.settings import load_config, parse_config
-from gateway import qf_settings as qs
+from gateway.fix import settings as qs
 
 UTC = dt.timezone.utc
 ALL = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

@@ -1,4 +1,4 @@
-"""gateway.sdnotify against real unix datagram sockets, playing systemd's side of NOTIFY_SOCKET."""
+"""gateway.control.sdnotify against real unix datagram sockets, playing systemd's side of NOTIFY_SOCKET."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.daemon import StartupKeepAlive
-from gateway.sdnotify import Notifier
+from gateway.control.daemon import StartupKeepAlive
+from gateway.control.sdnotify import Notifier
 
 RECV_TIMEOUT_S = 5.0
 

@@ -16,9 +16,9 @@ import pytest
 import quickfix as fix
 
 from config.schedule import Schedule, in_session, quickfix_settings
-from gateway import qf_settings as qs
-from gateway.apps import App
-from gateway.session_schedule import OUTSIDE, ScheduleKeeper
+from gateway.fix import settings as qs
+from gateway.fix.application import App
+from gateway.fix.schedule import OUTSIDE, ScheduleKeeper
 from tests.gwtest import wait_until
 from tests.rawfix import RawSession
 
@@ -195,7 +195,7 @@ def test_the_keeper_leaves_an_operators_logout_alone(stack) -> None:
     gw.schedules.clock = clock
     oms = stack.client()
     assert gw.schedules.tick() == []  # inside, enabled: nothing to do
-    from gateway.admin import session_switch
+    from gateway.control.admin import session_switch
 
     session_switch(gw, "logout", S1, "alice", "client asked for a break")
     with oms._cond:

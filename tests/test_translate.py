@@ -1,4 +1,4 @@
-"""gateway.translate over real QuickFIX messages, each result validated by QuickFIX against the real dictionaries."""
+"""gateway.fix.translate over real QuickFIX messages, each result validated by QuickFIX against the real dictionaries."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Iterable
 import pytest
 import quickfix as fix
 
-from gateway import translate as tr
+from gateway.fix import translate as tr
 
 SPECS = tr.SPEC_DIR
 F42, F44, F50 = "FIX.4.2", "FIX.4.4", "FIXT.1.1"
@@ -374,7 +374,7 @@ def test_message_type_the_target_lacks_is_refused(d42: tr.Dialect) -> None:
 
 
 def test_gateway_rejects_render_for_every_dialect(d42: tr.Dialect, d50: tr.Dialect) -> None:
-    from gateway import fixmsg as fm
+    from gateway.fix import messages as fm
 
     built = (fm.order_reject("C1", "ACC1", "ACME", "1", 100.0, 99, "QTY_MAX: too big"),
              fm.order_reject("C1", "", "", "", float("nan"), 3, "VENUE_DOWN"),

@@ -6,7 +6,7 @@ usage: oms_order.py STATE_DIR PORT CLORDID SYMBOL [wait-cancel | gtc]
 import sys
 from pathlib import Path
 
-from gateway.oms_client import OmsClient
+from sim.oms_client import OmsClient
 
 PRICES = {"AAPL": 190.0, "XOM": 110.0, "MSFT": 410.0, "JPM": 200.0}
 

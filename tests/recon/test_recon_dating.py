@@ -12,7 +12,7 @@ from gateway.recon.fixlog import reconcile_logs
 from gateway.recon.model import from_fix
 from gateway.recon.service import ReconService
 from gateway.recon.store import ReconStore
-from gateway.recon_feed import ReconFeed
+from gateway.recon.feed import ReconFeed
 from recon_testlib import DAY, DROPCOPY, GATEWAY, GRACE, MS, SEC, T0, VENUE, fill, fix_ts, log_line, to_fix
 
 NEXT_DAY = T0 + 12 * 3600 * SEC  # 20261128-02:00, a day after DAY's T0

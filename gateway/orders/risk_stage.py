@@ -14,8 +14,8 @@ from typing import Any, Callable
 import numpy as np
 
 from config.risk_models import RiskConfig
-from gateway.ledger import Order, Request
-from gateway.router import NewOrder, Verdict
+from gateway.orders.ledger import Order, Request
+from gateway.orders.router import NewOrder, Verdict
 from risk.decision import Decision, Outcome
 from risk.engine import RiskEngine, UnknownSlot
 from risk.reasons import CATALOGUE

@@ -1,6 +1,6 @@
 """Trading days: what one day hands the next, and when a day ends.
 
-A rollover writes the carried state as the first events of the new day's event log (gateway.eventlog.roll) and
+A rollover writes the carried state as the first events of the new day's event log (gateway.events.log.roll) and
 then rebuilds the in-memory state by replaying exactly those events, the same code a start runs. So the state
 after a live rollover and after a restart on the new day cannot differ, and a start reads one day, never the
 history.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from config.positions import StartOfDay
-from gateway.ledger import DONE_STATUSES, PENDING_NEW, Ledger, Order, Request
+from gateway.orders.ledger import DONE_STATUSES, PENDING_NEW, Ledger, Order, Request
 
 log = logging.getLogger("fixgw.trading_day")
 

@@ -8,6 +8,14 @@ import time
 
 import quickfix as fix
 
+# The quickfix types the rest of the gateway names (it imports them from here, never quickfix itself).
+Message = fix.Message
+FieldMap = fix.FieldMap
+# Raised from an Application callback, QuickFIX answers with a session Reject (or, from toApp, drops the send).
+UnsupportedMessageType = fix.UnsupportedMessageType
+IncorrectTagValue = fix.IncorrectTagValue
+DoNotSend = fix.DoNotSend
+
 # Tags (FIX 4.4).
 ACCOUNT, AVG_PX, CL_ORD_ID, CUM_QTY, EXEC_ID, LAST_PX, LAST_QTY = 1, 6, 11, 14, 17, 31, 32
 MSG_TYPE, ORDER_ID, ORDER_QTY, ORD_STATUS, ORD_TYPE, ORIG_CL_ORD_ID, PRICE = 35, 37, 38, 39, 40, 41, 44

@@ -2,7 +2,7 @@
 
 Clients' ClOrdIDs are unique only within their own session, so the venue never sees them: each request
 (new, replace, cancel) gets a venue ClOrdID unique across sessions and restarts, and the ledger maps it back to
-(session, client ClOrdID). State changes arrive as events (gateway.eventlog) so that live processing and
+(session, client ClOrdID). State changes arrive as events (gateway.events.log) so that live processing and
 replay after a restart run exactly the same code.
 """
 

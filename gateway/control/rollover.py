@@ -5,7 +5,7 @@ In order:
    engine stops (a client among others that run on is held out instead);
 2. under the order path's lock (orders wait, none is lost): the rollover is journaled on the old day, the
    carried state becomes the first events of the new day's event log and the old day's log is archived (one
-   atomic step, gateway.eventlog.roll), and the ledger and risk state are rebuilt from those events alone;
+   atomic step, gateway.events.log.roll), and the ledger and risk state are rebuilt from those events alone;
 3. outside it: the engines of those sessions start again with a reset store and new message logs (the old
    day's logs move into the archive); sessions that run through the rollover keep their logs and stores;
    the reconciliation writes the old day's
@@ -23,13 +23,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import quickfix as fix
+from gateway.fix import sessions
+from gateway.fix.sessions import SessionID, session_key
 
 from config.errors import ConfigError
 from config.positions import load_positions
-from gateway import trading_day as td
-from gateway.ledger import Ledger
-from gateway.lifecycle import replay
+from gateway.orders import trading_day as td
+from gateway.orders.ledger import Ledger
+from gateway.orders.lifecycle import replay_log
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -53,11 +54,11 @@ def resetting_sessions(gw: Gateway) -> dict[str, bool]:
     cfg = gw.cfg
     out: dict[str, bool] = {}
     for c in cfg.acceptor.clients:
-        out[f"{c.target_comp_id}->{c.sender_comp_id}"] = c.rollover_reset
-    out[f"{cfg.venue.sender_comp_id}->{cfg.venue.target_comp_id}"] = cfg.venue.rollover_reset
+        out[session_key(c.target_comp_id, c.sender_comp_id)] = c.rollover_reset
+    out[session_key(cfg.venue.sender_comp_id, cfg.venue.target_comp_id)] = cfg.venue.rollover_reset
     d = cfg.dropcopy
     if d is not None and d.enabled:
-        out[f"{d.sender_comp_id}->{d.target_comp_id}"] = d.rollover_reset
+        out[session_key(d.sender_comp_id, d.target_comp_id)] = d.rollover_reset
     return out
 
 
@@ -69,20 +70,20 @@ def ids_kept_sessions(gw: Gateway) -> frozenset[str]:
         schedule = getattr(c, "schedule", None)
         daily = schedule is not None and getattr(schedule, "sequence_reset", "") == "daily"
         if not (c.rollover_reset or c.reset_on_logon or daily):
-            keep.add(f"{c.target_comp_id}->{c.sender_comp_id}")
+            keep.add(session_key(c.target_comp_id, c.sender_comp_id))
     return frozenset(keep)
 
 
-def _hold_out(sessions: dict[str, fix.SessionID]) -> list[str]:
+def _hold_out(sessions: dict[str, SessionID]) -> list[str]:
     """Log the sessions out and keep them out (disabled) until released; waits for each logout."""
     for key, sid in sessions.items():
-        s = fix.Session.lookupSession(sid)
+        s = sessions.lookup(sid)
         if s is not None:
             s.logout("end of trading day: sequence numbers restart at 1")
     deadline = time.monotonic() + LOGOUT_WAIT_S
     still = list(sessions)
     while still and time.monotonic() < deadline:
-        still = [k for k in still if (s := fix.Session.lookupSession(sessions[k])) is not None and s.isLoggedOn()]
+        still = [k for k in still if (s := sessions.lookup(sessions[k])) is not None and s.isLoggedOn()]
         if still:
             time.sleep(0.05)
     return still
@@ -100,7 +101,7 @@ def _move_files(src: Path, dest: Path) -> int:
     return n
 
 
-def _engine_resets(gw: Gateway) -> tuple[list[str], dict[str, fix.SessionID]]:
+def _engine_resets(gw: Gateway) -> tuple[list[str], dict[str, SessionID]]:
     """Engines to restart (every session of theirs resets with the day), and sessions to reset one by one (a
     client that resets while other clients of the same acceptor run on)."""
     resets = resetting_sessions(gw)
@@ -123,8 +124,8 @@ def _trim_heap() -> None:
         pass
 
 
-def _restart_sessions(gw: Gateway, restart: list[str], singles: dict[str, fix.SessionID],
-                      sids: dict[str, tuple[str, fix.SessionID]], held: set[str], not_out: list[str], rolled: bool,
+def _restart_sessions(gw: Gateway, restart: list[str], singles: dict[str, SessionID],
+                      sids: dict[str, tuple[str, SessionID]], held: set[str], not_out: list[str], rolled: bool,
                       day_dir: Path) -> int:
     """Bring the reset sessions back, each on its own: one that fails is logged and the others still come up.
     Returns how many message-log files went to the archive."""
@@ -142,7 +143,7 @@ def _restart_sessions(gw: Gateway, restart: list[str], singles: dict[str, fix.Se
             log.exception("rollover: an engine did not start again", extra={"role": role})
             gw.alert("ROLLOVER_FAILED")
     for key, sid in singles.items():
-        s = fix.Session.lookupSession(sid)
+        s = sessions.lookup(sid)
         if s is None:
             continue
         try:
@@ -154,7 +155,7 @@ def _restart_sessions(gw: Gateway, restart: list[str], singles: dict[str, fix.Se
             log.exception("rollover: a session did not come back", extra={"session": key})
             gw.alert("ROLLOVER_FAILED")
     for key in held:  # a restarted engine enables every session: put the holds back
-        s = fix.Session.lookupSession(sids[key][1])
+        s = sessions.lookup(sids[key][1])
         if s is not None and s.isEnabled():
             s.logout("held out before the rollover")
     return archived
@@ -188,7 +189,7 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
     # Sessions whose logout here is the day's end, not a client going away: no cancel-on-disconnect for them.
     resetting = {k for k, (role, _) in sids.items() if ROLE_DIRS[role] in restart} | set(singles)
     # An operator's or a schedule's hold outlives the rollover: those sessions come back disabled.
-    held = {k for k in resetting if (s := fix.Session.lookupSession(sids[k][1])) is not None and not s.isEnabled()}
+    held = {k for k in resetting if (s := sessions.lookup(sids[k][1])) is not None and not s.isEnabled()}
     gw.planned_logouts |= resetting
     clients = {k for k in resetting if sids[k][0] == "client"}
     router.hold_reports(clients)
@@ -224,7 +225,7 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
                 if gw.risk is not None:
                     gw.risk.new_day()
                     gw.risk.fills = fresh.fills
-                replay(carried, fresh, gw.risk)
+                replay_log(carried, fresh, gw.risk)
                 router.ledger = fresh
                 router.awaiting = {v: x for v, x in router.awaiting.items() if v in fresh.by_venue}
                 router.sent_seq = {q: x for q, x in router.sent_seq.items() if x.venue_cl_ord_id in fresh.by_venue}

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gateway.journal import ADMIN_COLS, DECISION_COLS, FILL_COLS, open_readonly
+from gateway.events.journal import ADMIN_COLS, DECISION_COLS, FILL_COLS, open_readonly
 
 TABLES = {"decisions": DECISION_COLS, "fills": FILL_COLS, "admin": ADMIN_COLS}
 TABLE_VIEW = {

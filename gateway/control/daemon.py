@@ -26,8 +26,8 @@ from typing import Awaitable, Callable
 import uvloop
 
 from config.settings import GatewayConfig
-from gateway.admin import AdminServer
-from gateway.sdnotify import Notifier
+from gateway.control.admin import AdminServer
+from gateway.control.sdnotify import Notifier
 from gateway.service import Gateway
 
 log = logging.getLogger("fixgw.daemon")
@@ -38,7 +38,7 @@ STALL_PROBE_S = 1.0
 BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 CHECKPOINT_POLL_S = 1.0
 STOP_CHECKPOINT_S = 15.0  # within systemd's TimeoutStopSec (30 s) with the sessions' logouts
-ROOT = Path(__file__).resolve().parent.parent  # the tree gateway.checkpoint is run from
+ROOT = Path(__file__).resolve().parents[2]  # the tree gateway.control.checkpoint is run from
 
 
 def order_path_health(gw: Gateway, probe_s: float = STALL_PROBE_S) -> str | None:
@@ -107,12 +107,12 @@ async def housekeeping(gw: Gateway, sup: Supervisor) -> None:
 
 
 async def make_checkpoint(gw: Gateway) -> dict[str, object] | None:
-    """Run `python -m gateway.checkpoint` on this configuration; what it wrote, or None when it failed (a
+    """Run `python -m gateway.control.checkpoint` on this configuration; what it wrote, or None when it failed (a
     start then replays more of the day: slower, never wrong)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     t0 = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.checkpoint", stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "gateway.control.checkpoint", stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     try:
         out, err = await proc.communicate(gw.cfg.model_dump_json().encode())
@@ -133,7 +133,7 @@ async def make_checkpoint(gw: Gateway) -> dict[str, object] | None:
 
 
 async def checkpointer(gw: Gateway, every_events: int) -> None:
-    """Keep the checkpoint (gateway.checkpoint) within `every_events` of the event log's end. The replay runs
+    """Keep the checkpoint (gateway.control.checkpoint) within `every_events` of the event log's end. The replay runs
     in a child process: this loop only waits for it, and the order path neither pauses nor shares the GIL."""
     tried = gw.checkpoint_seq  # the log's end when a checkpoint was last attempted
     while True:
@@ -191,7 +191,7 @@ async def end_of_day(gw: Gateway, at_utc: str, clock: Callable[[], dt.datetime] 
 
 async def trading_day_rollover(gw: Gateway) -> None:
     """[trading_day] rollover_at, Monday to Friday; a rollover missed while the gateway was down runs at once."""
-    from gateway import trading_day as td
+    from gateway.orders import trading_day as td
 
     tdc = gw.cfg.trading_day
     at = tdc.rollover_at or ""

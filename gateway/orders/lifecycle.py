@@ -10,8 +10,8 @@ import logging
 import math
 from typing import Any, Iterable, Protocol
 
-from gateway.ledger import REJECTED, Ledger, Order, Request
-from gateway.trading_day import restore_order
+from gateway.orders.ledger import REJECTED, Ledger, Order, Request
+from gateway.orders.trading_day import restore_order
 
 log = logging.getLogger("fixgw.lifecycle")
 
@@ -74,7 +74,7 @@ def apply_undelivered(ledger: Ledger, req: Request, ev: Event) -> None:
         order.pending = ""
 
 
-def replay(events: Iterable[Event], ledger: Ledger, risk: RiskHooks | None) -> int:
+def replay_log(events: Iterable[Event], ledger: Ledger, risk: RiskHooks | None) -> int:
     """Rebuild the ledger (and the risk state, when given) from the event log; returns the events applied."""
     n = 0
     for ev in events:
@@ -94,7 +94,7 @@ def replay(events: Iterable[Event], ledger: Ledger, risk: RiskHooks | None) -> i
                 risk.apply(order, req, ev)
         elif kind in ("X", "Z", "U"):
             req = ledger.by_venue[ev["v"]]
-            # Same order as the live path (gateway.router): risk sees an execution before the ledger moves.
+            # Same order as the live path (gateway.orders.router): risk sees an execution before the ledger moves.
             if kind == "X":
                 if risk is not None:
                     risk.apply(req.order, req, ev)

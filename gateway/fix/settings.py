@@ -13,7 +13,7 @@ from pathlib import Path
 
 import quickfix as fix
 
-FIX_SPECS = Path(__file__).resolve().parent.parent / "fix_specs"
+FIX_SPECS = Path(__file__).resolve().parents[2] / "fix_specs"
 
 BEGIN_STRINGS = {"FIX.4.2": "FIX.4.2", "FIX.4.4": "FIX.4.4", "FIX.5.0SP2": "FIXT.1.1"}
 # The application messages a user-defined tag may ride on: the requests the gateway forwards and the answers.

@@ -62,7 +62,7 @@ from pathlib import Path
 
 import quickfix as fix
 
-SPEC_DIR = Path(__file__).resolve().parent.parent / "fix_specs"
+SPEC_DIR = Path(__file__).resolve().parents[2] / "fix_specs"
 APP_DICTIONARIES = {"FIX.4.2": "FIX42.xml", "FIX.4.4": "FIX44.xml", "FIXT.1.1": "FIX50SP2.xml"}
 TRANSPORT_DICTIONARY = "FIXT11.xml"
 INTERNAL = "FIX.4.4"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import quickfix as fix
+from gateway.fix import sessions
 
 from gateway.service import Gateway
 
@@ -82,7 +82,7 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
 
 
 def trading_day_status(gw: Gateway) -> dict[str, Any]:
-    from gateway import trading_day as td
+    from gateway.orders import trading_day as td
 
     tdc = gw.cfg.trading_day
     archive = gw.cfg.archive_dir
@@ -192,10 +192,10 @@ class AdminServer:
 
 def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:
     """Log a client or the venue session out (it stays down until `logon`) or let it log on again."""
-    sessions = {k: sid for k, (role, sid) in gw.session_ids().items() if role != "dropcopy"}
-    if key not in sessions:
-        raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(sessions))}")
-    session = fix.Session.lookupSession(sessions[key])
+    known = {k: sid for k, (role, sid) in gw.session_ids().items() if role != "dropcopy"}
+    if key not in known:
+        raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(known))}")
+    session = sessions.lookup(known[key])
     if session is None:
         raise ValueError(f"session {key} is not running")
     if cmd == "logout":

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from config.settings import GatewayConfig, load_config
-from gateway import fixmsg as fm
-from gateway.oms_client import Fields, OmsClient
+from gateway.fix import messages as fm
+from sim.oms_client import Fields, OmsClient
 from gateway.service import Gateway
-from gateway.venue_sim import SimConfig, VenueSim, load_sim_config
+from sim.venue import SimConfig, VenueSim, load_sim_config
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "config" / "demo"
 

@@ -35,7 +35,7 @@ def _utc_now() -> dt.datetime:
 
 
 def qs_schedule_settings(schedule: Schedule | None, now: dt.datetime | None = None) -> dict[str, str] | None:
-    """The QuickFIX keys of a session's schedule (gateway.qf_settings.SessionSpec.schedule); None: non-stop."""
+    """The QuickFIX keys of a session's schedule (gateway.fix.settings.SessionSpec.schedule); None: non-stop."""
     if schedule is None:
         return None
     return quickfix_settings(schedule, now or _utc_now())

@@ -25,9 +25,9 @@ import quickfix as fix
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from config.errors import ConfigError
-from gateway import fixmsg as fm
-from gateway import qf_settings as qs
-from gateway.apps import App
+from gateway.fix import messages as fm
+from gateway.fix import settings as qs
+from gateway.fix.application import App
 
 log = logging.getLogger("fixgw.venue_sim")
 

@@ -166,7 +166,7 @@ class EventLog:
                         log.exception("event subscriber failed")
             return seq
 
-    def replay(self) -> Iterator[dict[str, Any]]:
+    def read_today(self) -> Iterator[dict[str, Any]]:
         return self.read(self.path)
 
     @staticmethod

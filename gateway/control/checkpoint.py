@@ -1,7 +1,7 @@
 """Checkpoints of the order-path state, so that a start late in a busy day replays minutes, not the whole day.
 
 A checkpoint is exactly what replaying the current day's event log up to a byte offset builds: the ledger and
-the risk engine's buffers. It is made by a separate process (`python -m gateway.checkpoint`, started by the
+the risk engine's buffers. It is made by a separate process (`python -m gateway.control.checkpoint`, started by the
 daemon every `[gateway] checkpoint_every_events` events and at a clean stop; `fixgw checkpoint` by hand) that
 reads the append-only log the daemon writes and resumes from the previous checkpoint. The daemon neither
 pauses nor locks for it, and the replay runs outside its GIL at the lowest priority; on cores that are already
@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from gateway.ledger import Ledger, Order, Request
-from gateway.lifecycle import replay
+from gateway.orders.ledger import Ledger, Order, Request
+from gateway.orders.lifecycle import replay_log
 
 if TYPE_CHECKING:
     from config.risk_models import RiskConfig
     from config.settings import GatewayConfig
-    from gateway.risk_stage import RiskStage
+    from gateway.orders.risk_stage import RiskStage
 
 log = logging.getLogger("fixgw.checkpoint")
 
@@ -48,10 +48,10 @@ FILE_NAME = "checkpoint.bin"
 FORMAT = 1
 NICE = 19  # background work: the gateway's own threads, and whatever shares its cores, come first
 # The modules whose code decides what a replay builds: a checkpoint made by other code is not used.
-_REPLAY_CODE = ("gateway/checkpoint.py", "gateway/lifecycle.py", "gateway/ledger.py", "gateway/risk_stage.py",
-                "gateway/trading_day.py", "risk/engine.py", "risk/kernel.py", "risk/state.py",
-                "risk/decision.py", "risk/reasons.py")
-_ROOT = Path(__file__).resolve().parent.parent
+_REPLAY_CODE = ("gateway/control/checkpoint.py", "gateway/orders/lifecycle.py", "gateway/orders/ledger.py",
+                "gateway/orders/risk_stage.py", "gateway/orders/trading_day.py", "gateway/events/schema.py",
+                "risk/engine.py", "risk/kernel.py", "risk/state.py", "risk/decision.py", "risk/reasons.py")
+_ROOT = Path(__file__).resolve().parents[2]
 _ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))  # Order(*row) rebuilds one
 
 
@@ -181,7 +181,7 @@ def read_events(log_file: BinaryIO, offset: int) -> tuple[list[dict[str, Any]], 
 # ---------------------------------------------------------------------------------------------- making one
 def _risk_stage(risk_cfg: RiskConfig | None, sessions: list[str], ledger: Ledger, max_orders: int,
                 buffers: tuple[np.ndarray, np.ndarray] | None) -> RiskStage | None:
-    from gateway.risk_stage import RiskStage
+    from gateway.orders.risk_stage import RiskStage
     return RiskStage(risk_cfg, sessions, ledger.fills, max_orders, buffers=buffers) if risk_cfg is not None else None
 
 
@@ -189,7 +189,7 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
     """Bring the checkpoint up to the end of the event log: resume from the last one, replay what follows,
     write it. Returns the new checkpoint (None when there was nothing new to add)."""
     from gateway.recon.store import ReconStore
-    from gateway.recon_feed import reconciliation_off_reason
+    from gateway.recon.feed import reconciliation_off_reason
     from gateway.service import client_sessions, load_risk
 
     state = cfg.state_dir
@@ -226,7 +226,7 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
                         break
             finally:
                 store.close()
-    replay(events, ledger, risk)
+    replay_log(events, ledger, risk)
     end = start + sum(map(len, lines)) + len(lines)
     cp = Checkpoint(end, int(events[-1]["q"]), ledger, risk.engine.snapshot() if risk is not None else None)
     write(state, fp, first_line, lines[-1] + b"\n", cp)
@@ -237,7 +237,7 @@ def _storable(ev: dict[str, Any]) -> bool:
     """Whether the reconciliation would take this fill: one it refuses (logged as `recon_unusable_fill`) will
     never be in its store, and must not hold every later checkpoint back."""
     from gateway.recon.model import from_fix
-    from gateway.recon_feed import arrived_ns, fill_tags
+    from gateway.recon.feed import arrived_ns, fill_tags
 
     try:
         from_fix(fill_tags(ev), "gateway", time.time_ns(), arrived_ns(ev))
@@ -247,7 +247,7 @@ def _storable(ev: dict[str, Any]) -> bool:
 
 
 def main() -> int:
-    """`python -m gateway.checkpoint`: the configuration arrives as JSON on stdin (the daemon's own, whatever
+    """`python -m gateway.control.checkpoint`: the configuration arrives as JSON on stdin (the daemon's own, whatever
     file it was read from); prints one JSON line with what was written."""
     from config.settings import GatewayConfig
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")

@@ -18,15 +18,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import quickfix as fix
-
 from config.settings import GatewayConfig
-from gateway import fixmsg as fm
-from gateway import rejects
-from gateway import translate
-from gateway.eventlog import EventLog
-from gateway.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
-from gateway.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered
+from gateway.fix import messages as fm
+from gateway.fix import sessions
+from gateway.fix.sessions import SessionID, copy_sid, session_key, sid_key
+from gateway.orders import rejects
+from gateway.fix import translate
+from gateway.events.log import EventLog
+from gateway.orders.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
+from gateway.orders.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered
 
 log = logging.getLogger("fixgw.router")
 
@@ -62,7 +62,7 @@ class NewOrder:
 
 
 class RiskStage(Protocol):
-    """What the router needs from risk (gateway.risk_stage.RiskStage implements it)."""
+    """What the router needs from risk (gateway.orders.risk_stage.RiskStage implements it)."""
 
     limits_version: str
 
@@ -77,7 +77,7 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _poss_dup(msg: fix.Message) -> bool:
+def _poss_dup(msg: fm.Message) -> bool:
     """A resend (PossDupFlag=Y) of a request already decided must not be decided again (FIX: ignore it)."""
     hdr = msg.getHeader()
     return hdr.isSetField(fm.POSS_DUP) and hdr.getField(fm.POSS_DUP) == "Y"
@@ -103,20 +103,20 @@ class Router:
         self.risk = risk
         self.lock = threading.Lock()
         self.id_prefix = id_prefix
-        self.clients: dict[str, fix.SessionID] = {}
+        self.clients: dict[str, SessionID] = {}
         # Per client session, keyed the way the order path knows it: entitlements, the account used when
         # Account(1) is absent, the configured SessionID (a logged-out client's reports still go to its
         # store) and how it speaks.
         self.accounts: dict[str, frozenset[str]] = {}
         self.default_account: dict[str, str] = {}
-        self.client_sids: dict[str, fix.SessionID] = {}
+        self.client_sids: dict[str, SessionID] = {}
         self.dialects: dict[str, translate.Dialect] = {}
         for c in cfg.acceptor.clients:
             key = session_key(c.target_comp_id, c.sender_comp_id)
             self.accounts[key] = frozenset(c.accounts)
             if c.default_account:
                 self.default_account[key] = c.default_account
-            self.client_sids[key] = fix.SessionID(c.begin_string, c.target_comp_id, c.sender_comp_id)
+            self.client_sids[key] = sessions.session_id(c.begin_string, c.target_comp_id, c.sender_comp_id)
             self.dialects[key] = translate.Dialect(c.begin_string, frozenset(c.extra_tags))
         all_extra = sorted({t for c in cfg.acceptor.clients for t in c.extra_tags} | set(cfg.venue.extra_tags))
         self.venue_dialect = translate.Dialect(cfg.venue.begin_string, frozenset(all_extra))
@@ -127,7 +127,7 @@ class Router:
         self.status_unsupported: set[int] = set()  # orders whose status request the venue refused
         self._alert = alert or (lambda code: None)
         self.logged_on: set[str] = set()
-        self.venue: fix.SessionID | None = None
+        self.venue: SessionID | None = None
         self.venue_up = False
         self.stopping = False
         self.unroutable = 0
@@ -139,23 +139,23 @@ class Router:
         # Client sessions whose store a rollover resets: their reports wait here, not in the old store that the
         # reset wipes, and go out as new messages once the session has logged on to the new day (a Logon with
         # ResetSeqNumFlag would wipe a store again). `_ready`: the rollover is over, waiting for that Logon.
-        self._held: dict[str, list[fix.Message]] = {}
+        self._held: dict[str, list[fm.Message]] = {}
         self._ready: set[str] = set()
         self._held_lock = threading.Lock()
 
     # ---------------------------------------------------------------- sessions
-    def client_logon(self, sid: fix.SessionID) -> None:
+    def client_logon(self, sid: SessionID) -> None:
         key = sid_key(sid)
         self.clients[key] = copy_sid(sid)
         self.logged_on.add(key)
         log.info("client session logged on", extra={"session": key})
 
-    def client_logout(self, sid: fix.SessionID) -> None:
+    def client_logout(self, sid: SessionID) -> None:
         key = sid_key(sid)
         self.logged_on.discard(key)
         log.info("client session logged out", extra={"session": key})
 
-    def venue_logon(self, sid: fix.SessionID) -> None:
+    def venue_logon(self, sid: SessionID) -> None:
         self.venue = copy_sid(sid)
         with self.lock:
             # A new connection may have new sequence numbers: old RefSeqNums can no longer be matched.
@@ -163,7 +163,7 @@ class Router:
         self.venue_up = True
         log.info("venue session logged on", extra={"session": sid_key(sid)})
 
-    def venue_logout(self, sid: fix.SessionID) -> None:
+    def venue_logout(self, sid: SessionID) -> None:
         was_up, self.venue_up = self.venue_up, False
         if self.stopping or not was_up:
             log.info("venue session logged out", extra={"session": sid_key(sid)})
@@ -171,7 +171,7 @@ class Router:
         log.warning("venue session down: new orders are rejected with VENUE_DOWN", extra={"session": sid_key(sid)})
 
     # ---------------------------------------------------------------- client side
-    def from_client(self, msg: fix.Message, sid: fix.SessionID) -> None:
+    def from_client(self, msg: fm.Message, sid: SessionID) -> None:
         msg_type = msg.getHeader().getField(fm.MSG_TYPE)
         skey = sid_key(sid)
         d = self.dialects.get(skey)
@@ -182,7 +182,7 @@ class Router:
                 # FIX 4.4 cannot say what the client asked: a session Reject, and nothing goes on.
                 log.warning("client message cannot be expressed in FIX 4.4: session reject",
                             extra={"session": skey, "tag": e.tag, "value": e.value, "reason": str(e)})
-                raise fix.IncorrectTagValue(e.tag) from None
+                raise fm.IncorrectTagValue(e.tag) from None
         if msg_type == "D":
             self._new_order(msg, skey)
         elif msg_type == "G":
@@ -195,9 +195,9 @@ class Router:
                         extra={"session": skey, "fix": msg.toString().replace("\x01", "|")})
         else:
             # QuickFIX answers this with BusinessMessageReject(380=3) and keeps the session up.
-            raise fix.UnsupportedMessageType()
+            raise fm.UnsupportedMessageType()
 
-    def _new_order(self, msg: fix.Message, skey: str) -> None:
+    def _new_order(self, msg: fm.Message, skey: str) -> None:
         account = fm.get(msg, fm.ACCOUNT)
         defaulted = account == "" and skey in self.default_account
         if defaulted:
@@ -279,7 +279,7 @@ class Router:
             log.exception("risk check failed: request rejected (fail closed)")
             return Verdict("CHECK_ERROR", "the risk check could not be evaluated")
 
-    def _replace(self, msg: fix.Message, skey: str) -> None:
+    def _replace(self, msg: fm.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         qty, price = fm.get_float(msg, fm.ORDER_QTY), fm.get_float(msg, fm.PRICE)
         if self._already_decided(msg, skey, cl):
@@ -305,13 +305,13 @@ class Router:
                 out = self._forward_amend(msg, order, "G", cl, orig, qty, price, verdict, ck)
         self._deliver(out, reply, skey)
 
-    def _already_decided(self, msg: fix.Message, skey: str, cl: str) -> bool:
+    def _already_decided(self, msg: fm.Message, skey: str, cl: str) -> bool:
         if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
             log.info("resent request already decided: ignored", extra={"session": skey, "cl_ord_id": cl})
             return True
         return False
 
-    def _deliver(self, out: fix.Message | None, reply: fix.Message | None, skey: str) -> None:
+    def _deliver(self, out: fm.Message | None, reply: fm.Message | None, skey: str) -> None:
         """Outside the lock: the accepted request to the venue, or the reject to the client."""
         if out is None:
             assert reply is not None
@@ -320,14 +320,14 @@ class Router:
             self._not_sent(out.getField(fm.CL_ORD_ID))
 
     @staticmethod
-    def _gate_same_order(msg: fix.Message, order: Order) -> Verdict | None:
+    def _gate_same_order(msg: fm.Message, order: Order) -> Verdict | None:
         if fm.get(msg, fm.SYMBOL) != order.symbol or fm.get(msg, fm.SIDE) != order.side:
             return Verdict("INVALID_ORDER", "a replace may not change Symbol(55) or Side(54)")
         if fm.get(msg, fm.ACCOUNT, order.account) != order.account:
             return Verdict("INVALID_ORDER", "a replace may not change Account(1)")
         return None
 
-    def _cancel(self, msg: fix.Message, skey: str) -> None:
+    def _cancel(self, msg: fm.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         if self._already_decided(msg, skey, cl):
             return
@@ -354,8 +354,8 @@ class Router:
                 out = self._forward_amend(msg, order, "F", cl, orig, math.nan, math.nan, verdict, ck)
         self._deliver(out, reply, skey)
 
-    def _forward_amend(self, msg: fix.Message, order: Order, kind: str, cl: str, orig: str, qty: float,
-                       price: float, verdict: Verdict, ck: int) -> fix.Message:
+    def _forward_amend(self, msg: fm.Message, order: Order, kind: str, cl: str, orig: str, qty: float,
+                       price: float, verdict: Verdict, ck: int) -> fm.Message:
         """Record an accepted replace/cancel (under the lock) and build the venue's copy of it."""
         venue_cl = self._next_venue_id()
         req = self.ledger.add_request(order, kind, cl, orig, venue_cl, qty, price)
@@ -374,7 +374,7 @@ class Router:
         return out
 
     @staticmethod
-    def _amend_fields(msg: fix.Message, skey: str, cl: str, order: Order | None, qty: float,
+    def _amend_fields(msg: fm.Message, skey: str, cl: str, order: Order | None, qty: float,
                       price: float) -> NewOrder:
         if order is not None:
             return NewOrder(skey, cl, order.account, order.symbol, order.side, order.ord_type, qty, price)
@@ -394,7 +394,7 @@ class Router:
             return Verdict("REPLACE_PENDING", "a cancel or replace of this order is still pending at the venue")
         return self._gate_venue()
 
-    def _cancel_reject(self, cl: str, orig: str, order: Order | None, response_to: str, v: Verdict) -> fix.Message:
+    def _cancel_reject(self, cl: str, orig: str, order: Order | None, response_to: str, v: Verdict) -> fm.Message:
         status = order.status if order is not None else REJECTED
         code = v.code or "CHECK_ERROR"
         return fm.cancel_reject(cl, orig, order.order_id if order else "", status, response_to,
@@ -402,7 +402,7 @@ class Router:
                                 order.account if order else "")
 
     # ---------------------------------------------------------------- venue side
-    def from_venue(self, msg: fix.Message, sid: fix.SessionID) -> None:
+    def from_venue(self, msg: fm.Message, sid: SessionID) -> None:
         msg_type = msg.getHeader().getField(fm.MSG_TYPE)
         if not self.venue_dialect.identity:
             try:
@@ -412,7 +412,7 @@ class Router:
                 log.error("venue message cannot be expressed in FIX 4.4: session reject",
                           extra={"tag": e.tag, "value": e.value, "reason": str(e),
                                  "fix": msg.toString().replace("\x01", "|")})
-                raise fix.IncorrectTagValue(e.tag) from None
+                raise fm.IncorrectTagValue(e.tag) from None
         if msg_type == "8":
             self._execution_report(msg)
         elif msg_type == "9":
@@ -420,10 +420,10 @@ class Router:
         elif msg_type == "j":
             self._venue_business_reject(msg)
         else:
-            raise fix.UnsupportedMessageType()
+            raise fm.UnsupportedMessageType()
 
     # ---------------------------------------------------------------- venue answers and their absence
-    def venue_to_app(self, msg: fix.Message, sid: fix.SessionID) -> None:
+    def venue_to_app(self, msg: fm.Message, sid: SessionID) -> None:
         """QuickFIX's toApp on the venue session, under its session mutex, with MsgSeqNum already set.
 
         A request QuickFIX is about to resend after a reconnect is gap-filled instead (DoNotSend) and its client
@@ -438,7 +438,7 @@ class Router:
         if hdr.isSetField(fm.POSS_DUP) and hdr.getField(fm.POSS_DUP) == "Y":
             if msg_type != "H":
                 self.undelivered.append(venue_cl)
-            raise fix.DoNotSend()
+            raise fm.DoNotSend()
         sent = Sent(venue_cl, msg_type, int(hdr.getField(fm.MSG_SEQ_NUM)), time.monotonic())
         # Lock order is always session mutex -> router lock: the router never calls QuickFIX under its lock.
         with self.lock:
@@ -483,7 +483,7 @@ class Router:
                 if order is not None and order.status == PENDING_NEW:
                     self.awaiting.setdefault(order.venue_cl_ord_id, Sent(order.venue_cl_ord_id, "D", 0, now))
 
-    def venue_session_reject(self, msg: fix.Message) -> None:
+    def venue_session_reject(self, msg: fm.Message) -> None:
         """The venue's session-level Reject (35=3), matched to what it rejects by RefSeqNum."""
         ref_seq = fm.get(msg, fm.REF_SEQ_NUM)
         text = fm.get(msg, fm.TEXT) or f"SessionRejectReason {fm.get(msg, fm.SESSION_REJECT_REASON) or '?'}"
@@ -497,7 +497,7 @@ class Router:
             return
         self._venue_refused(sent.venue_cl_ord_id, sent.msg_type, "VENUE_SESSION_REJECT", text)
 
-    def _venue_business_reject(self, msg: fix.Message) -> None:
+    def _venue_business_reject(self, msg: fm.Message) -> None:
         """BusinessMessageReject (35=j): matched by BusinessRejectRefID (our venue ClOrdID), else RefSeqNum.
         Never answered: a reject of a reject is how two engines flood each other."""
         ref_id, ref_seq = fm.get(msg, fm.BUSINESS_REJECT_REF_ID), fm.get(msg, fm.REF_SEQ_NUM)
@@ -564,7 +564,7 @@ class Router:
             self.risk.apply(order, req, ev)
         return ev
 
-    def _refusal_reply(self, req: Request, code: str, detail: str) -> fix.Message | None:
+    def _refusal_reply(self, req: Request, code: str, detail: str) -> fm.Message | None:
         order = req.order
         if req.kind == "D":
             return fm.order_reject(req.cl_ord_id, order.account, order.symbol, order.side, order.qty,
@@ -574,7 +574,7 @@ class Router:
         return self._cancel_reject(req.cl_ord_id, req.orig_cl_ord_id, order, "2" if req.kind == "G" else "1",
                                    Verdict(code, detail))
 
-    def _execution_report(self, msg: fix.Message) -> None:
+    def _execution_report(self, msg: fm.Message) -> None:
         venue_cl = fm.get(msg, fm.CL_ORD_ID)
         exec_type = msg.getField(fm.EXEC_TYPE)
         exec_id = msg.getField(fm.EXEC_ID)
@@ -616,7 +616,7 @@ class Router:
         self._send_client(out, skey)
 
     @staticmethod
-    def _client_copy(msg: fix.Message, req: Request) -> fix.Message:
+    def _client_copy(msg: fm.Message, req: Request) -> fm.Message:
         """The venue's report as the client must see it: its own ClOrdID and OrigClOrdID."""
         out = fm.copy_for_forwarding(msg)
         out.setField(fm.CL_ORD_ID, req.cl_ord_id)
@@ -626,7 +626,7 @@ class Router:
             out.removeField(fm.ORIG_CL_ORD_ID)
         return out
 
-    def _venue_cancel_reject(self, msg: fix.Message) -> None:
+    def _venue_cancel_reject(self, msg: fm.Message) -> None:
         venue_cl = fm.get(msg, fm.CL_ORD_ID)
         with self.lock:
             req = self.ledger.by_venue.get(venue_cl)
@@ -653,7 +653,7 @@ class Router:
 
         The client later sees an unsolicited cancel (ExecType 4) on its current ClOrdID.
         """
-        outs: list[fix.Message] = []
+        outs: list[fm.Message] = []
         with self.lock:
             for order in self.ledger.open_orders():
                 if order.pending or not pred(order):
@@ -750,7 +750,7 @@ class Router:
             ev["da"] = 1
         self.events.append(ev)
 
-    def _send_venue(self, msg: fix.Message) -> bool:
+    def _send_venue(self, msg: fm.Message) -> bool:
         sid = self.venue
         if sid is None:
             return False
@@ -763,12 +763,9 @@ class Router:
                           extra={"tag": e.tag, "value": e.value, "reason": str(e)})
                 self.untranslatable[fm.get(msg, fm.CL_ORD_ID)] = str(e)
                 return False
-        try:
-            return bool(fix.Session.sendToTarget(msg, sid))
-        except fix.SessionNotFound:
-            return False
+        return sessions.send(msg, sid)
 
-    def _send_client(self, msg: fix.Message, skey: str) -> None:
+    def _send_client(self, msg: fm.Message, skey: str) -> None:
         d = self.dialects.get(skey)
         if d is not None and not d.identity:
             try:
@@ -785,12 +782,13 @@ class Router:
                     return
         self._to_client(msg, skey)
 
-    def _to_client(self, msg: fix.Message, skey: str) -> None:
-        sid = self.clients.get(skey) or self.client_sids.get(skey) or session_id_from_key(skey)
+    def _to_client(self, msg: fm.Message, skey: str) -> None:
+        sid = self.clients.get(skey) or self.client_sids.get(skey)
+        if sid is None:  # not a configured client: there is no store to keep it in either
+            log.error("no such client session: report kept in the event log only", extra={"session": skey})
+            return
         # A client that is logged out gets it on logon: QuickFIX stores it and the client's resend request fetches it.
-        try:
-            fix.Session.sendToTarget(msg, sid)
-        except fix.SessionNotFound:
+        if not sessions.send(msg, sid) and sessions.lookup(sid) is None:
             log.error("client session not found: report kept in the event log only", extra={"session": skey})
 
     def hold_reports(self, keys: set[str]) -> None:
@@ -830,21 +828,3 @@ class Router:
                     self._to_client(msg, k)
                     n += 1
         return n
-
-def sid_key(sid: fix.SessionID) -> str:
-    return f"{sid.getSenderCompID().getValue()}->{sid.getTargetCompID().getValue()}"
-
-
-def copy_sid(sid: fix.SessionID) -> fix.SessionID:
-    """QuickFIX reuses the SessionID it hands to callbacks; keep our own copy."""
-    return fix.SessionID(sid.getBeginString().getValue(), sid.getSenderCompID().getValue(),
-                         sid.getTargetCompID().getValue())
-
-
-def session_key(our_comp_id: str, their_comp_id: str) -> str:
-    return f"{our_comp_id}->{their_comp_id}"
-
-
-def session_id_from_key(key: str, begin_string: str = "FIX.4.4") -> fix.SessionID:
-    ours, theirs = key.split("->", 1)
-    return fix.SessionID(begin_string, ours, theirs)

@@ -12,9 +12,9 @@ from typing import Callable
 
 import quickfix as fix
 
-from gateway import fixmsg as fm
-from gateway import qf_settings as qs
-from gateway.apps import App
+from gateway.fix import messages as fm
+from gateway.fix import settings as qs
+from gateway.fix.application import App
 
 Fields = dict[int, str]
 
