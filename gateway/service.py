@@ -19,6 +19,7 @@ from gateway.fix import messages as fm
 from gateway.fix import engines, sessions
 from gateway.fix import settings as qs
 from gateway.fix.application import App
+from gateway.events import schema
 from gateway.events.log import EventLog
 from gateway.events.journal import Journal
 from gateway.control import checkpoint
@@ -78,7 +79,7 @@ class Gateway:
         self.rollover_lock = threading.Lock()
         self.planned_logouts: set[str] = set()  # sessions a rollover is logging out and bringing back
         self.events = EventLog(state / "events.log")
-        sessions = client_sessions(cfg)
+        client_keys = client_sessions(cfg)
         risk_cfg = load_risk(cfg)
         t0 = time.monotonic()
         # Today's segment only, and of it only what follows the latest checkpoint (gateway.control.checkpoint) when
@@ -87,7 +88,7 @@ class Gateway:
         gc.disable()
         try:
             with open(self.events.path, "rb") as lf:
-                fp = checkpoint.fingerprint(risk_cfg, sessions, cfg.gateway.max_open_orders)
+                fp = checkpoint.fingerprint(risk_cfg, client_keys, cfg.gateway.max_open_orders)
                 cp = checkpoint.load(state, lf, fp)
                 tail = checkpoint.read_events(lf, cp.offset)[0] if cp is not None else None
             self.checkpoint_seq = cp.seq if cp is not None else 0
@@ -95,7 +96,7 @@ class Gateway:
             head = td.day_head(self.events.path) if cp is not None else list(self.events.read_today())
             history = tail if tail is not None else head
             ledger = cp.ledger if cp is not None else Ledger()
-            self.risk = (RiskStage(risk_cfg, sessions, ledger.fills, cfg.gateway.max_open_orders,
+            self.risk = (RiskStage(risk_cfg, client_keys, ledger.fills, cfg.gateway.max_open_orders,
                                    buffers=cp.risk if cp is not None else None)
                          if risk_cfg is not None else None)
             prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
@@ -128,7 +129,7 @@ class Gateway:
                                     enabled=reconciliation_off_reason(cfg) is None)
         # The reconciliation rebuilds its day on its own thread once started (_rebuild_recon), off the start's
         # path; the order path needs only what it had mirrored into positions, read here from its breaks.
-        self._recon_tail = [ev for ev in history if ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")]
+        self._recon_tail = [ev for ev in history if isinstance(ev, schema.Execution) and ev.is_fill]
         self._carried_mirrors = td.carried_mirrors(head)
         del history, head
         self._start_mirrors: dict[str, FillRecord] = {}
@@ -150,34 +151,35 @@ class Gateway:
         # of weekly/never-resetting schedules (housekeeping ticks it). Its clock is the gateway's.
         self.schedules = ScheduleKeeper(scheduled_sessions(cfg, self.session_ids()), clock=self.clock)
 
-    def _begin(self, history: list[dict[str, Any]], risk_cfg: RiskConfig | None) -> str:
+    def _begin(self, history: list[schema.AnyEvent], risk_cfg: RiskConfig | None) -> str:
         """The day's first events when the state folder is new: the venue ClOrdID prefix (venue ClOrdIDs must
         never repeat, even after the state folder is wiped: stamp the log's birth), the trading day, and the
         book from the start-of-day positions file. A bad file stops the start (ConfigError names its line)."""
-        if history and history[0].get("e") == "INIT":
-            return str(history[0]["prefix"])
-        first: list[dict[str, Any]] = []
+        if history and isinstance(history[0], schema.DayStart):
+            return history[0].prefix
+        first: list[schema.Event] = []
         r = self.cfg.risk
         if r is not None and r.positions is not None and risk_cfg is not None:
             first = td.start_of_day_events(load_positions(r.positions, risk_cfg))
         prefix = "G" + format(time.time_ns() // 1_000_000, "x").upper() + "-"
-        init = {"e": "INIT", "prefix": prefix, "day": td.first_day(self.clock(), self.cfg.trading_day.time_zone),
-                "ts": time.time_ns()}
+        init = schema.DayStart(prefix=prefix, day=td.first_day(self.clock(), self.cfg.trading_day.time_zone),
+                               ts=time.time_ns())
         for ev in [init, *first]:
             self.events.append(ev)
-            history.append(ev)
+            history.append(ev)  # type: ignore[arg-type]
         return prefix
 
-    def _day_of(self, history: list[dict[str, Any]]) -> tuple[str, dt.datetime]:
-        init = history[0] if history and history[0].get("e") == "INIT" else {}
-        started = dt.datetime.fromtimestamp(int(init.get("ts") or time.time_ns()) / 1e9, dt.timezone.utc)
-        day = str(init.get("day") or "") or td.first_day(started, self.cfg.trading_day.time_zone)
+    def _day_of(self, history: list[schema.AnyEvent]) -> tuple[str, dt.datetime]:
+        init = history[0] if history and isinstance(history[0], schema.DayStart) else None
+        ts = init.ts if init is not None else 0
+        started = dt.datetime.fromtimestamp((ts or time.time_ns()) / 1e9, dt.timezone.utc)
+        day = (init.day if init is not None else "") or td.first_day(started, self.cfg.trading_day.time_zone)
         return day, started
 
-    def _journal_previous_day(self, history: list[dict[str, Any]]) -> None:
+    def _journal_previous_day(self, history: list[schema.AnyEvent]) -> None:
         """A crash right after a rollover can leave the old day's last rows unjournaled: take them from its archive."""
-        first_q = int(history[0].get("q", 0)) if history else 0
-        previous = str(history[0].get("previous") or "") if history else ""
+        first_q = history[0].q if history else 0
+        previous = (history[0].previous or "") if history and isinstance(history[0], schema.DayStart) else ""
         if previous and self.journal.last_q() < first_q - 1:
             old = EventLog.read(self.cfg.archive_dir / previous / "events.log")
             self.journal.catch_up(old)
@@ -199,9 +201,9 @@ class Gateway:
         dict_dir = state / "quickfix" / "dictionaries"
         # Client sessions validate as the FIX session layer prescribes: a malformed message is answered with a
         # session Reject and never reaches the order path, let alone the venue.
-        sessions = [session_spec(c, c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s, strict=True)
+        specs = [session_spec(c, c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s, strict=True)
                     for c in acc.clients]
-        text = qs.render("acceptor", sessions, state / "store" / "clients", log_dir and log_dir / "clients",
+        text = qs.render("acceptor", specs, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses, dict_dir=dict_dir)
         acceptor = self._engine("clients", "acceptor", client_app, state / "quickfix" / "clients.cfg",
                                 text, log_dir)
@@ -372,10 +374,10 @@ class Gateway:
         for name, n in (("next_sender", next_sender), ("next_target", next_target)):
             if n is not None and (not isinstance(n, int) or n < 1):
                 raise ValueError(f"{name} must be a whole number >= 1, not {n!r}")
-        sessions = self.session_ids()
-        if key not in sessions:
-            raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(sessions))}")
-        session = sessions.lookup(sessions[key][1])
+        known = self.session_ids()
+        if key not in known:
+            raise ValueError(f"unknown session {key!r}: one of {', '.join(sorted(known))}")
+        session = sessions.lookup(known[key][1])
         if session is None:
             raise ValueError(f"session {key} is not running")
         before = {"next_sender": session.getExpectedSenderNum(), "next_target": session.getExpectedTargetNum()}
@@ -384,8 +386,8 @@ class Gateway:
         if next_target is not None:
             session.setNextTargetMsgSeqNum(next_target)
         after = {"next_sender": session.getExpectedSenderNum(), "next_target": session.getExpectedTargetNum()}
-        self.events.append({"e": "ADM", "action": "seq-reset", "scope": key, "who": who, "why": why,
-                            "detail": {"from": before, "to": after}, "ts": time.time_ns()})
+        self.events.append(schema.Admin(action="seq-reset", scope=key, who=who, why=why,
+                                        detail={"from": before, "to": after}, ts=time.time_ns()))
         log.warning("sequence numbers set by an operator", extra={"session": key, "from": before, "to": after,
                                                                   "who": who, "why": why})
         return {"session": key, "from": before, "to": after}
@@ -456,9 +458,9 @@ class Gateway:
             raise ValueError("no [risk] section in the configuration: switches need the risk engine")
         if not who or not why:
             raise ValueError("who and why are required for every operator action")
-        ev = {"e": "ADM", "action": f"{switch} {'on' if on else 'off'}",
-              "scope": "global" if scope == "global" else f"{scope}:{name}", "who": who, "why": why,
-              "ts": time.time_ns()}
+        ev = schema.Admin(action=f"{switch} {'on' if on else 'off'}",
+                          scope="global" if scope == "global" else f"{scope}:{name}", who=who, why=why,
+                          ts=time.time_ns())
         with self.router.lock:
             self.risk.apply_admin(ev)  # raises on a bad switch, scope or name: nothing journaled then
             self.events.append(ev)
@@ -490,8 +492,8 @@ class Gateway:
             with self.router.lock:
                 old = self.risk.limits_version
                 new = self.risk.swap_config(new_cfg)
-                self.events.append({"e": "ADM", "action": "reload", "scope": "limits", "who": who, "why": why,
-                                    "detail": {"from": old, "to": new}, "ts": time.time_ns()})
+                self.events.append(schema.Admin(action="reload", scope="limits", who=who, why=why,
+                                                detail={"from": old, "to": new}, ts=time.time_ns()))
         except Exception as e:
             log.error("reload refused: the old limits stay in force", extra={"error": str(e), "who": who})
             self.metrics.alerts.labels("RELOAD_FAILED").inc()

@@ -3,7 +3,7 @@
 Time comes in as int nanoseconds; files are read by ``config.risk_models``. Modules:
 
 - ``risk.engine.RiskEngine``   the in-line API (below); one compiled call per order
-- ``risk.decision``            ``Decision``, ``Outcome``; ``decision.reject(code, value, limit)`` for gateway codes
+- ``risk.decision``            ``Decision``, ``Outcome``
 - ``risk.reasons``             the reason catalogue: ``CATALOGUE[code]`` -> ``Reason`` (id, meaning,
                                ``ord_rej_reason`` (103), ``cxl_rej_reason`` (102), ``runbook``)
 - ``risk.replay``              batch replay of recorded flow (``EVENT_DTYPE``, ``replay(engine, events)``)

@@ -56,8 +56,3 @@ class Decision(NamedTuple):
 
 ACCEPTED = Decision(Outcome.ACCEPT)
 
-
-def reject(code: str, value: float = 0.0, limit: float = 0.0) -> Decision:
-    """A reject built outside the kernel (the gateway's own codes); KeyError on an unknown code."""
-    CATALOGUE[code]
-    return Decision(Outcome.REJECT, code, float(value), float(limit))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from config.settings import GatewayConfig, load_config
+from gateway.events.journal_query import query
 from gateway.fix import messages as fm
 from sim.oms_client import Fields, OmsClient
 from gateway.service import Gateway
@@ -220,10 +221,11 @@ def run_risk_script(script: Script, oms1: OmsClient, gw: Gateway) -> None:
 def _warn_check(client: OmsClient, gw: Gateway, cl: str, code: str) -> tuple[bool, str]:
     f = client.wait_for(lambda m: m.get(11) == cl and m.get(150) == "0")
     gw.journal.flush()
-    row = gw.journal._db.execute("SELECT decision, code, value, limit_value FROM decisions WHERE cl_ord_id=?",
-                                 (cl,)).fetchone()
-    return (row is not None and row[:2] == ("warn", code),
-            f"{_status(f)}; journal: {row[0]} {row[1]} {row[2]:g}/{row[3]:g}" if row else "no journal row")
+    rows = [r for r in query(gw.journal.path, "decisions") if r["cl_ord_id"] == cl]
+    row = rows[0] if rows else None
+    return (row is not None and (row["decision"], row["code"]) == ("warn", code),
+            f"{_status(f)}; journal: {row['decision']} {row['code']} {row['value']:g}/{row['limit_value']:g}"
+            if row else "no journal row")
 
 
 def reconcile(script: Script, gw: Gateway, sim: VenueSim, keep: Path | None) -> str:
@@ -250,10 +252,11 @@ def reconcile(script: Script, gw: Gateway, sim: VenueSim, keep: Path | None) -> 
 
 def decision_table(gw: Gateway) -> str:
     gw.journal.flush()
-    rows = gw.journal._db.execute("SELECT kind, session, cl_ord_id, account, symbol, qty, price, decision, code "
-                                  "FROM decisions ORDER BY q").fetchall()
+    rows = query(gw.journal.path, "decisions")
     out = [f"{'req':<4}{'session':<14}{'ClOrdID':<9}{'acct':<6}{'symbol':<7}{'qty':>7} {'price':>8}  decision"]
-    for kind, sess, cl, acc, sym, qty, px, decision, code in rows:
+    for r in rows:
+        kind, sess, cl, acc, sym, qty, px, decision, code = (r[k] for k in (
+            "kind", "session", "cl_ord_id", "account", "symbol", "qty", "price", "decision", "code"))
         out.append(f"{kind:<4}{(sess or '')[7:]:<14}{cl:<9}{acc or '':<6}{sym or '':<7}"
                    f"{'' if qty is None else f'{qty:g}':>7} {'' if px is None else f'{px:g}':>8}  "
                    f"{decision}{' ' + code if code else ''}")

@@ -2,7 +2,8 @@
 
     config, risk                      pure: configuration models and the risk kernel (risk reads config only)
     gateway.fix                       FIX sessions; the only importer of quickfix in the daemon
-    gateway.events, gateway.recon     the event log and its projections; reconciliation (sans-IO core + store)
+    gateway.events                    the event log (schema, log) and its projections (journal, metrics)
+    gateway.recon                     reconciliation: sans-IO core, store, and the feed that follows the event log
     gateway.orders                    the order path: fix, events and risk below it, nothing above
     gateway.service, gateway.control  the assembly and the control plane (they may use everything above)
     gateway.cli                       the command line: the only gateway module that may import sim (lazily)
@@ -26,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "risk": {"config"},
     "gateway.fix": {"config", "quickfix"},
     "gateway.events": {"config", "risk"},
-    "gateway.recon": {"config", "simplefix"},
+    "gateway.recon": {"config", "simplefix", "gateway.events"},
     "gateway.orders": {"config", "risk", "gateway.fix", "gateway.events"},
     "gateway.service": {"config", "risk", "gateway.fix", "gateway.events", "gateway.recon", "gateway.orders",
                         "gateway.control"},
@@ -34,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
                         "gateway.service"},
     "gateway.cli": {"config", "risk", "gateway.fix", "gateway.events", "gateway.recon", "gateway.orders",
                     "gateway.service", "gateway.control", "sim"},
-    "sim": {"config", "gateway.fix", "gateway.service", "gateway.control", "quickfix", "simplefix"},
+    "sim": {"config", "gateway.fix", "gateway.events", "gateway.service", "gateway.control", "quickfix", "simplefix"},
 }
 
 

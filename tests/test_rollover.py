@@ -14,6 +14,7 @@ import pytest
 from config.errors import ConfigError
 from gateway.orders import trading_day as td
 from gateway.events.log import EventLog
+from gateway.events.schema import Admin, CarriedOrder, DayStart, Position
 from gateway.events.journal_query import query
 
 S1 = "FIXGW->OMS1"
@@ -83,8 +84,8 @@ def test_a_rollover_in_a_flow_of_orders_and_fills_loses_and_doubles_nothing(runn
     assert len(gw.router.ledger.open) == len(venue_open) == gw.risk.engine.open_order_count()
     # Memory holds what carried over and the new day's orders, not yesterday's done ones.
     segment = list(EventLog.read(gw.events.path))
-    n0 = segment[0]["n0"]
-    carried = {ev["n"] for ev in segment if ev["e"] == "OPEN"}
+    n0 = segment[0].next_number
+    carried = {ev.number for ev in segment if isinstance(ev, CarriedOrder)}
     assert carried  # JPM orders rest across the boundary
     assert {o.number for o in gw.router.ledger.orders.values() if o.number < n0} == carried
     # The journal has every fill exactly once, across both days, and each day is queryable.
@@ -207,7 +208,7 @@ def test_a_crash_between_the_two_renames_of_a_rollover_is_finished_at_start(runn
 def test_a_roll_that_fails_after_archiving_the_old_day_fails_the_log(tmp_path, monkeypatch) -> None:
     # Appending on would write into the archived day, which no start reads: the log must refuse instead.
     log = EventLog(tmp_path / "events.log")
-    log.append({"e": "INIT", "prefix": "G1-", "day": "20261202", "ts": 1})
+    log.append(DayStart(prefix="G1-", day="20261202", ts=1))
     real, calls = os.replace, []
 
     def fail_second(src, dst):
@@ -218,11 +219,11 @@ def test_a_roll_that_fails_after_archiving_the_old_day_fails_the_log(tmp_path, m
 
     monkeypatch.setattr(os, "replace", fail_second)
     with pytest.raises(OSError):
-        log.roll([{"e": "INIT", "prefix": "G1-", "day": "20261203", "ts": 2}], tmp_path / "archive" / "events.log")
+        log.roll([DayStart(prefix="G1-", day="20261203", ts=2)], tmp_path / "archive" / "events.log")
     assert log.failed is not None
     monkeypatch.setattr(os, "replace", real)
     again = EventLog(tmp_path / "events.log")  # the restart finishes the roll
-    assert [e["day"] for e in again.read_today()] == ["20261203"]
+    assert [e.day for e in again.read_today()] == ["20261203"]
 
 
 def test_an_empty_archive_folder_left_by_a_failed_roll_does_not_block_the_next(running) -> None:
@@ -234,24 +235,25 @@ def test_an_empty_archive_folder_left_by_a_failed_roll_does_not_block_the_next(r
 
 def test_a_crash_before_the_old_day_is_archived_discards_the_half_written_new_day(tmp_path) -> None:
     log = EventLog(tmp_path / "events.log")
-    log.append({"e": "INIT", "prefix": "G1-", "day": "20261202", "ts": 1})
-    log.append({"e": "ADM", "action": "x", "ts": 2})
+    log.append(DayStart(prefix="G1-", day="20261202", ts=1))
+    log.append(Admin(action="x", ts=2))
     log.close()
     (tmp_path / "events.log.next").write_text('{"e":"INIT","day":"20261203","q":3}\n{"e":"PO')
     again = EventLog(tmp_path / "events.log")
     assert not (tmp_path / "events.log.next").exists()
-    assert [e["q"] for e in again.read_today()] == [1, 2] and again.seq == 2
+    assert [e.q for e in again.read_today()] == [1, 2] and again.seq == 2
 
 
 def test_sequence_numbers_of_events_run_on_across_days(tmp_path) -> None:
     log = EventLog(tmp_path / "events.log")
     for n in range(5):
-        log.append({"e": "ADM", "n": n})
-    last = log.roll([{"e": "INIT", "day": "20261203"}, {"e": "POS"}], tmp_path / "archive" / "d" / "events.log")
+        log.append(Admin(action=f"a{n}"))
+    last = log.roll([DayStart(prefix="G1-", day="20261203"), Position(account="A", symbol="S", qty=1.0, avg=1.0)],
+                    tmp_path / "archive" / "d" / "events.log")
     assert last == 7
-    log.append({"e": "ADM"})
+    log.append(Admin(action="b"))
     log.close()
-    assert [e["q"] for e in EventLog(tmp_path / "events.log").read_today()] == [6, 7, 8]
+    assert [e.q for e in EventLog(tmp_path / "events.log").read_today()] == [6, 7, 8]
     assert EventLog(tmp_path / "events.log").seq == 8
 
 

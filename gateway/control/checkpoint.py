@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from gateway.events.schema import AnyEvent, Execution, decode
 from gateway.orders.ledger import Ledger, Order, Request
 from gateway.orders.lifecycle import replay_log
 
@@ -170,12 +171,12 @@ def load(state_dir: Path, log_file: BinaryIO, fp: str) -> Checkpoint | None:
         return None
 
 
-def read_events(log_file: BinaryIO, offset: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+def read_events(log_file: BinaryIO, offset: int) -> tuple[list[AnyEvent], list[bytes]]:
     """The complete lines from `offset` on (a line still being written is left for later): parsed, and as
     they are (without their newlines)."""
     log_file.seek(offset)
     lines = log_file.read().split(b"\n")[:-1]  # the piece after the last newline is not a complete line
-    return [json.loads(line) for line in lines], lines
+    return [decode(line) for line in lines], lines
 
 
 # ---------------------------------------------------------------------------------------------- making one
@@ -218,8 +219,8 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
             store = ReconStore(state / "recon.sqlite")
             try:
                 for n, ev in enumerate(events):
-                    if (ev.get("e") == "X" and ev.get("x") in ("F", "G", "H")
-                            and not store.has_fill("gateway", str(ev["id"]), str(ev["x"])) and _storable(ev)):
+                    if (isinstance(ev, Execution) and ev.is_fill
+                            and not store.has_fill("gateway", ev.exec_id, ev.exec_type) and _storable(ev)):
                         if n == 0:
                             return None
                         events, lines = events[:n], lines[:n]
@@ -228,12 +229,12 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
                 store.close()
     replay_log(events, ledger, risk)
     end = start + sum(map(len, lines)) + len(lines)
-    cp = Checkpoint(end, int(events[-1]["q"]), ledger, risk.engine.snapshot() if risk is not None else None)
+    cp = Checkpoint(end, events[-1].q, ledger, risk.engine.snapshot() if risk is not None else None)
     write(state, fp, first_line, lines[-1] + b"\n", cp)
     return cp
 
 
-def _storable(ev: dict[str, Any]) -> bool:
+def _storable(ev: Execution) -> bool:
     """Whether the reconciliation would take this fill: one it refuses (logged as `recon_unusable_fill`) will
     never be in its store, and must not hold every later checkpoint back."""
     from gateway.recon.model import from_fix

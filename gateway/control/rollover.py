@@ -28,6 +28,7 @@ from gateway.fix.sessions import SessionID, session_key
 
 from config.errors import ConfigError
 from config.positions import load_positions
+from gateway.events import schema
 from gateway.orders import trading_day as td
 from gateway.orders.ledger import Ledger
 from gateway.orders.lifecycle import replay_log
@@ -207,18 +208,19 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
             t_lock = time.monotonic()
             ledger = router.ledger
             day_open = td.day_orders(ledger)
-            gw.events.append({"e": "ADM", "action": "rollover", "scope": "trading-day", "who": who, "why": why,
-                              "detail": {"from": previous, "to": new, "open_orders": len(ledger.open),
-                                         "day_orders_open": len(day_open)}, "ts": time.time_ns()})
-            carried = [{"e": "INIT", "prefix": router.id_prefix, "day": new, "previous": previous,
-                        "n0": ledger.next_number, "r": ledger.next_request, "ts": time.time_ns()}]
+            gw.events.append(schema.Admin(action="rollover", scope="trading-day", who=who, why=why,
+                                          detail={"from": previous, "to": new, "open_orders": len(ledger.open),
+                                                  "day_orders_open": len(day_open)}, ts=time.time_ns()))
+            carried: list[schema.Event] = [schema.DayStart(
+                prefix=router.id_prefix, day=new, previous=previous, next_number=ledger.next_number,
+                request=ledger.next_request, ts=time.time_ns())]
             if gw.risk is not None:
                 carried += gw.risk.carry(tdc.carry_kill_switches, tdc.carry_reduce_only)
             if gw.mirrored_exec_ids:  # drop-copy fills already inside the carried positions
-                carried.append({"e": "MIRRORED", "x": sorted(gw.mirrored_exec_ids)})
+                carried.append(schema.Mirrored(exec_ids=sorted(gw.mirrored_exec_ids)))
             carried += td.carried_orders(ledger)
             carried += td.carried_ids(ledger, keep_ids)
-            positions = {(ev["a"], ev["sym"]): float(ev["qty"]) for ev in carried if ev["e"] == "POS"}
+            positions = {(ev.account, ev.symbol): ev.qty for ev in carried if isinstance(ev, schema.Position)}
             fresh = Ledger()
 
             def switch_over() -> None:  # the new day's file is in place: rebuild from it, exactly as a start

@@ -15,6 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
+from gateway.events.schema import (Admin, Cancel, DayStart, Event, Execution, NewOrder, Rejected, Replace,
+                                   Undelivered)
+
 log = logging.getLogger("fixgw.journal")
 
 SCHEMA = """
@@ -52,38 +55,37 @@ _STOP = object()
 BATCH_S = 0.02
 
 
-def project(ev: dict[str, Any]) -> tuple[str, tuple[Any, ...]] | None:
+def project(ev: Event) -> tuple[str, tuple[Any, ...]] | None:
     """The journal row of an event, or None for events the journal does not keep."""
-    e = ev.get("e")
-    if e in ("N", "G", "F"):
-        w = ev.get("w") or []
+    if isinstance(ev, (NewOrder, Replace, Cancel)):
+        w = ev.warnings
         first = w[0] if w else (None, None, None)
-        return "decisions", (ev["q"], ev["ts"], {"N": "D"}.get(e, e), ev.get("s"), ev.get("a"), ev.get("cl"),
-                             ev.get("orig", ""), ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"),
-                             "gateway-cancel" if ev.get("by") == "gateway" else ("warn" if w else "accept"),
-                             first[0], first[1], first[2], json.dumps(w) if w else None, ev.get("lv"),
-                             ev.get("why"), ev.get("v"), ev.get("ck"), ev.get("da", 0))
-    if e == "DEC":
-        return "decisions", (ev["q"], ev["ts"], ev["k"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("orig", ""),
-                             ev.get("sym"), ev.get("side"), ev.get("qty"), ev.get("px"), "reject", ev.get("code"),
-                             ev.get("val"), ev.get("lim"), json.dumps(ev["w"]) if ev.get("w") else None,
-                             ev.get("lv"), ev.get("detail"), None, ev.get("ck"), ev.get("da", 0))
-    if e == "U" and ev.get("code"):
+        orig = "" if isinstance(ev, NewOrder) else ev.orig_cl_ord_id
+        decision = "gateway-cancel" if getattr(ev, "by", "") == "gateway" else ("warn" if w else "accept")
+        return "decisions", (ev.q, ev.ts, "D" if isinstance(ev, NewOrder) else ev.kind, ev.session, ev.account,
+                             ev.cl_ord_id, orig, ev.symbol, ev.side, ev.qty, ev.px, decision, first[0], first[1],
+                             first[2], json.dumps(w) if w else None, ev.limits_version, getattr(ev, "why", "") or None,
+                             ev.venue_cl_ord_id, ev.check_ns, getattr(ev, "account_defaulted", 0))
+    if isinstance(ev, Rejected):
+        return "decisions", (ev.q, ev.ts, ev.request_kind, ev.session, ev.account, ev.cl_ord_id, ev.orig_cl_ord_id,
+                             ev.symbol, ev.side, ev.qty, ev.px, "reject", ev.code, ev.value, ev.limit,
+                             json.dumps(ev.warnings) if ev.warnings else None, ev.limits_version, ev.detail,
+                             None, ev.check_ns, ev.account_defaulted)
+    if isinstance(ev, Undelivered) and ev.code:
         # A forwarded request that never took effect: refused by the venue, or never delivered to it.
-        code = str(ev["code"])
-        return "decisions", (ev["q"], ev["ts"], ev.get("k"), ev.get("s"), ev.get("a"), ev.get("cl"),
-                             ev.get("orig", ""), ev.get("sym"), ev.get("side"), None, None,
+        code = ev.code
+        return "decisions", (ev.q, ev.ts, ev.request_kind, ev.session, ev.account, ev.cl_ord_id,
+                             ev.orig_cl_ord_id, ev.symbol, ev.side, None, None,
                              "venue-reject" if code.startswith("VENUE_") and code != "VENUE_DOWN" else "undelivered",
-                             code, None, None, None, None, ev.get("detail"), ev.get("v"), None, None)
-    if e == "X" and ev.get("x") in ("F", "G", "H"):
-        return "fills", (ev["q"], ev["ts"], ev.get("s"), ev.get("a"), ev.get("cl"), ev.get("v"), ev.get("sym"),
-                         ev.get("side"), ev.get("id"), ev.get("x"), ev.get("ref"), ev.get("lq"), ev.get("lp"),
-                         ev.get("oid"))
-    if e == "INIT" and ev.get("day"):  # where each trading day begins: `fixgw journal --date` reads it
-        return "trading_days", (ev["q"], ev["ts"], ev["day"], ev.get("previous"))
-    if e == "ADM":
-        return "admin", (ev["q"], ev["ts"], ev.get("action"), ev.get("scope"), ev.get("who"), ev.get("why"),
-                         json.dumps(ev.get("detail")) if ev.get("detail") is not None else None)
+                             code, None, None, None, None, ev.detail, ev.venue_cl_ord_id, None, None)
+    if isinstance(ev, Execution) and ev.is_fill:
+        return "fills", (ev.q, ev.ts, ev.session, ev.account, ev.cl_ord_id, ev.venue_cl_ord_id, ev.symbol,
+                         ev.side, ev.exec_id, ev.exec_type, ev.exec_ref_id, ev.last_qty, ev.last_px, ev.order_id)
+    if isinstance(ev, DayStart) and ev.day:  # where each trading day begins: `fixgw journal --date` reads it
+        return "trading_days", (ev.q, ev.ts, ev.day, ev.previous)
+    if isinstance(ev, Admin):
+        return "admin", (ev.q, ev.ts, ev.action, ev.scope, ev.who, ev.why,
+                         json.dumps(ev.detail) if ev.detail is not None else None)
     return None
 
 
@@ -113,7 +115,6 @@ class Journal:
         self._db = connect(path)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self.written = 0
         self._submitted = 0  # incremented under the event log's lock
         self._processed = 0
         self._flushed = threading.Condition()
@@ -123,16 +124,16 @@ class Journal:
         return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
                     for t in ("decisions", "fills", "admin", "trading_days")), default=0)
 
-    def catch_up(self, events: Iterable[dict[str, Any]]) -> int:
+    def catch_up(self, events: Iterable[Event]) -> int:
         """Insert rows for events the journal missed (a crash between the event log and the journal)."""
         last = self.last_q()
-        rows = [r for ev in events if ev.get("q", 0) > last and (r := project(ev)) is not None]
+        rows = [r for ev in events if ev.q > last and (r := project(ev)) is not None]
         self._write(rows)
         if rows:
             log.info("journal caught up from the event log", extra={"rows": len(rows)})
         return len(rows)
 
-    def submit(self, ev: dict[str, Any]) -> None:
+    def submit(self, ev: Event) -> None:
         """The event log's subscriber: cheap, on the order path."""
         self._submitted += 1
         self._queue.put(ev)
@@ -177,7 +178,6 @@ class Journal:
             for table, batch in by_table.items():
                 self._db.executemany(_INSERT[table], batch)
             self._db.execute("COMMIT")
-            self.written += len(rows)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event submitted so far is written (tests and status use it)."""

@@ -1,6 +1,6 @@
 """Append-only write-ahead log of every state-changing event on the order path.
 
-Each event is one JSON line written with a single os.write on an O_APPEND descriptor before the gateway acts on
+Each event (a class of gateway.events.schema) is one JSON line written with a single os.write on an O_APPEND descriptor before the gateway acts on
 it (before an order is sent, before an execution report is forwarded). Once os.write returns the bytes are in the
 kernel's page cache, so a SIGKILL of the daemon loses nothing; `fsync=True` extends that to power loss at the
 price of a disk flush per event. On start the log is replayed to rebuild the order ledger and the risk state;
@@ -19,11 +19,11 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
+
+from gateway.events.schema import AnyEvent, Event, decode, encode_line
 
 log = logging.getLogger("fixgw.eventlog")
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 class EventLog:
@@ -37,7 +37,7 @@ class EventLog:
         self._lock = threading.Lock()
         self.seq = self._last_seq()
         # Called under the log's lock, in sequence order: the journal queue and metrics feed on this.
-        self.subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self.subscribers: list[Callable[[Event], None]] = []
         self.failed: OSError | None = None
 
     @property
@@ -99,13 +99,13 @@ class EventLog:
             log.warning("event log %s: dropping a torn last line of %d bytes", self.path, size - keep)
             f.truncate(keep)
 
-    def append(self, event: dict[str, Any]) -> int:
+    def append(self, event: Event) -> int:
         """Write one event durably (against a process crash); returns its sequence number."""
         with self._lock:
             self.seq += 1
-            event["q"] = self.seq
+            event.q = self.seq
             try:
-                os.write(self._fd, (_dumps(event) + "\n").encode())
+                os.write(self._fd, encode_line(event))
                 if self._fsync:
                     os.fsync(self._fd)
             except OSError as e:
@@ -120,7 +120,7 @@ class EventLog:
                     log.exception("event subscriber failed")
             return self.seq
 
-    def roll(self, first_events: list[dict[str, Any]], archive_to: Path,
+    def roll(self, first_events: list[Event], archive_to: Path,
              inside: Callable[[], None] | None = None) -> int:
         """Begin a new day: `first_events` (numbered on from the old day) start the new file and the old file
         moves to `archive_to`. Nothing can be appended in between; `inside`, if given, runs under the log's
@@ -130,11 +130,11 @@ class EventLog:
             lines = []
             for ev in first_events:
                 seq += 1
-                ev["q"] = seq
-                lines.append(_dumps(ev) + "\n")
+                ev.q = seq
+                lines.append(encode_line(ev))
             nxt = self.next_path
             with open(nxt, "wb") as f:  # a buffered file writes all of it or raises (os.write may write part)
-                f.write("".join(lines).encode())
+                f.write(b"".join(lines))
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(nxt, 0o640)
@@ -166,11 +166,11 @@ class EventLog:
                         log.exception("event subscriber failed")
             return seq
 
-    def read_today(self) -> Iterator[dict[str, Any]]:
+    def read_today(self) -> Iterator[AnyEvent]:
         return self.read(self.path)
 
     @staticmethod
-    def read(path: Path) -> Iterator[dict[str, Any]]:
+    def read(path: Path) -> Iterator[AnyEvent]:
         """The events of one day's file (the current one, or an archived one)."""
         if not path.exists():
             return
@@ -179,7 +179,7 @@ class EventLog:
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
+                    yield decode(line)
                 except ValueError as e:
                     raise ValueError(f"{path}:{line_no}: unreadable event ({e}); refusing to rebuild state") from None
 

@@ -7,9 +7,10 @@ gauges are refreshed by the control plane about once a second.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from gateway.events.schema import Cancel, Event, Execution, NewOrder, Rejected, Replace
 
 log = logging.getLogger("fixgw.metrics")
 
@@ -43,28 +44,26 @@ class Metrics:
         self._new = self.accepted.labels("new")
         self._checked_new = self.checked.labels("new")
 
-    def on_event(self, ev: dict[str, Any]) -> None:
-        e = ev.get("e")
-        if e == "N":
+    def on_event(self, ev: Event) -> None:
+        if isinstance(ev, NewOrder):
             self._checked_new.inc()
             self._new.inc()
-        elif e in ("G", "F"):
-            self.checked.labels(KINDS[e]).inc()
-            self.accepted.labels(KINDS[e]).inc()
-        elif e == "DEC":
-            kind = KINDS.get(ev.get("k", ""), "new")
+        elif isinstance(ev, (Replace, Cancel)):
+            self.checked.labels(KINDS[ev.kind]).inc()
+            self.accepted.labels(KINDS[ev.kind]).inc()
+        elif isinstance(ev, Rejected):
+            kind = KINDS.get(ev.request_kind, "new")
             self.checked.labels(kind).inc()
-            self.rejected.labels(kind, ev.get("code") or "UNKNOWN").inc()
-        elif e == "X" and ev.get("x") in ("F", "G", "H"):
-            self.fills.labels(ev["x"]).inc()
+            self.rejected.labels(kind, ev.code or "UNKNOWN").inc()
+        elif isinstance(ev, Execution) and ev.is_fill:
+            self.fills.labels(ev.exec_type).inc()
             return
         else:
             return
-        for code, _value, _limit in ev.get("w") or ():
+        for code, _value, _limit in ev.warnings:
             self.warned.labels(code).inc()
-        ck = ev.get("ck")
-        if ck is not None:
-            self.check_latency.observe(ck / 1e9)
+        if ev.check_ns is not None:
+            self.check_latency.observe(ev.check_ns / 1e9)
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

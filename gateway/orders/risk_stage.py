@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from config.risk_models import RiskConfig
+from gateway.events import schema as ev_
 from gateway.orders.ledger import Order, Request
 from gateway.orders.router import NewOrder, Verdict
 from risk.decision import Decision, Outcome
@@ -49,7 +50,6 @@ class RiskStage:
         self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders, _buffers=buffers)
         self.session_idx = {s: n for n, s in enumerate(sessions)}
         self.clock = clock
-        self.warned = 0
 
     @property
     def limits_version(self) -> str:
@@ -87,20 +87,20 @@ class RiskStage:
                          order.qty, None if order.ord_type == "1" else order.price,
                          self.session_idx.get(order.session, 0))
 
-    def apply(self, order: Order, req: Request, ev: dict[str, Any]) -> None:
+    def apply(self, order: Order, req: Request, ev: ev_.Event) -> None:
         """Move the risk state by one event. A failure here is logged loudly; the event itself is kept."""
         try:
             self._apply(order, req, ev)
         except UnknownSlot:
             log.error("risk event for an order without a live reservation",
-                      extra={"order": order.number, "event": ev.get("e"), "exec_type": ev.get("x")})
+                      extra={"order": order.number, "event": ev.kind, "exec_type": getattr(ev, "exec_type", None)})
         except (ValueError, IndexError):
             log.exception("risk state could not apply an event",
-                          extra={"order": order.number, "event": ev.get("e"), "exec_type": ev.get("x")})
+                          extra={"order": order.number, "event": ev.kind, "exec_type": getattr(ev, "exec_type", None)})
 
-    def _apply(self, order: Order, req: Request, ev: dict[str, Any]) -> None:
+    def _apply(self, order: Order, req: Request, ev: ev_.Event) -> None:
         e = self.engine
-        kind = ev["e"]
+        kind = ev.kind
         slot = order.slot
         if kind == "G":
             if slot >= 0:
@@ -118,12 +118,12 @@ class RiskStage:
                 elif req.kind == "G":
                     e.on_replace_rejected(slot)
             return
-        if kind != "X":
+        if not isinstance(ev, ev_.Execution):
             return
-        x = ev["x"]
+        x = ev.exec_type
         if x == "F":
             if slot >= 0:
-                if e.on_fill(slot, float(ev["lq"]), float(ev["lp"])):
+                if e.on_fill(slot, float(ev.last_qty), float(ev.last_px)):  # type: ignore[arg-type]
                     order.slot = -1
             else:  # a fill after the order was done: the position still moves
                 self._position(order, ev, "external")
@@ -144,15 +144,15 @@ class RiskStage:
         elif x in ("G", "H"):
             self._bust_or_correct(order, ev, x)
             self._reopen(order, ev)
-        elif x == "I" and ev.get("os") in ("4", "8", "C") and slot >= 0:  # status: the venue has it done
+        elif x == "I" and ev.ord_status in ("4", "8", "C") and slot >= 0:  # status: the venue has it done
             e.on_cancel(slot)
             order.slot = -1
 
-    def _bust_or_correct(self, order: Order, ev: dict[str, Any], x: str) -> None:
+    def _bust_or_correct(self, order: Order, ev: ev_.Execution, x: str) -> None:
         # Called before the ledger moves, so the ledger's fills still hold the trade as last booked.
-        from_ledger = self.fills.get(str(ev.get("ref") or ""))
+        from_ledger = self.fills.get(ev.exec_ref_id)
         if from_ledger is None:
-            log.error("bust/correction of a fill the gateway does not know", extra={"ref": ev.get("ref")})
+            log.error("bust/correction of a fill the gateway does not know", extra={"ref": ev.exec_ref_id})
             return
         old_qty, old_px = from_ledger[0], from_ledger[1]
         e = self.engine
@@ -160,13 +160,13 @@ class RiskStage:
         if x == "H":
             e.on_bust(acc, ins, side, old_qty, old_px)
         else:
-            e.on_correct(acc, ins, side, old_qty, old_px, float(ev["lq"]), float(ev["lp"]))
+            e.on_correct(acc, ins, side, old_qty, old_px, float(ev.last_qty), float(ev.last_px))  # type: ignore[arg-type]
 
-    def _reopen(self, order: Order, ev: dict[str, Any]) -> None:
+    def _reopen(self, order: Order, ev: ev_.Execution) -> None:
         """A bust or a correction can give a done order leaves again: reserve them, or its next fills and its
         worst case would go uncounted."""
-        cum = ev.get("cum")
-        if order.slot >= 0 or cum is None or ev.get("os") not in ("0", "1"):
+        cum = ev.cum_qty
+        if order.slot >= 0 or cum is None or ev.ord_status not in ("0", "1"):
             return
         leaves = order.qty - float(cum)
         if leaves > 0:
@@ -175,23 +175,23 @@ class RiskStage:
                                    leaves, None if order.ord_type == "1" else order.price,
                                    self.session_idx.get(order.session, 0))
 
-    def _position(self, order: Order, ev: dict[str, Any], why: str) -> None:
+    def _position(self, order: Order, ev: ev_.Execution, why: str) -> None:
         e = self.engine
         e.on_external_fill(e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side],
-                           float(ev["lq"]), float(ev["lp"]))
+                           float(ev.last_qty), float(ev.last_px))  # type: ignore[arg-type]
         log.warning("fill on an order without a live reservation: position updated",
                     extra={"order": order.number, "why": why})
 
     # ---------------------------------------------------------------- control plane
-    def apply_admin(self, ev: dict[str, Any]) -> None:
+    def apply_admin(self, ev: ev_.Admin | ev_.Switch) -> None:
         """An operator switch ('kill on', 'reduce_only off', ...) on 'global', 'account:X' or 'instrument:Y'.
 
         Raises ValueError for an unknown switch, scope or name; live and replayed switches share this code.
         """
-        switch, _, state = str(ev["action"]).partition(" ")
+        switch, _, state = ev.action.partition(" ")
         if switch not in ("kill", "reduce_only") or state not in ("on", "off"):
-            raise ValueError(f"unknown operator action {ev['action']!r}")
-        scope, _, name = str(ev["scope"]).partition(":")
+            raise ValueError(f"unknown operator action {ev.action!r}")
+        scope, _, name = ev.scope.partition(":")
         e = self.engine
         if scope == "global":
             idx = 0
@@ -200,7 +200,7 @@ class RiskStage:
         elif scope == "instrument":
             idx = e.instrument_index(name)
         else:
-            raise ValueError(f"scope must be global, account:NAME or instrument:SYMBOL, not {ev['scope']!r}")
+            raise ValueError(f"scope must be global, account:NAME or instrument:SYMBOL, not {ev.scope!r}")
         if idx < 0:
             raise ValueError(f"unknown {scope} {name!r}")
         (e.set_kill if switch == "kill" else e.set_reduce_only)(scope, idx, state == "on")
@@ -210,51 +210,48 @@ class RiskStage:
         """A fresh engine for the next trading day; the carried events then restore what carries over."""
         self.engine = self.engine.fresh()
 
-    def carry(self, kill: bool, reduce_only: bool) -> list[dict[str, Any]]:
+    def carry(self, kill: bool, reduce_only: bool) -> list[ev_.Event]:
         """Marks, positions, cash (daily P&L restarts from the equity now) and switches as carried events."""
         e = self.engine
-        out: list[dict[str, Any]] = []
+        out: list[ev_.Event] = []
         for i, sym in enumerate(e.instrument_symbols):
             px = e.last_fill_price(i)
             if px > 0:
-                out.append({"e": "MARK", "sym": sym, "px": px})
+                out.append(ev_.Mark(symbol=sym, px=px))
         for a, acc in enumerate(e.account_names):
             for i, sym in enumerate(e.instrument_symbols):
                 qty = e.position(a, i)
                 if qty != 0:
-                    out.append({"e": "POS", "a": acc, "sym": sym, "qty": qty, "avg": e.avg_cost(a, i)})
+                    out.append(ev_.Position(account=acc, symbol=sym, qty=qty, avg=e.avg_cost(a, i)))
         for a, acc in enumerate(e.account_names):
-            out.append({"e": "CASH", "a": acc, "cash": e.cash(a), "base": e.equity(a)})
+            out.append(ev_.Cash(account=acc, cash=e.cash(a), base=e.equity(a)))
         for switch, wanted in (("kill", kill), ("reduce_only", reduce_only)):
             if not wanted:
                 continue
             state = e.kill_state if switch == "kill" else e.reduce_only_state
             if state("global"):
-                out.append({"e": "SW", "action": f"{switch} on", "scope": "global"})
+                out.append(ev_.Switch(action=f"{switch} on", scope="global"))
             for scope, names in (("account", e.account_names), ("instrument", e.instrument_symbols)):
                 for n, name in enumerate(names):
                     if state(scope, n):
-                        out.append({"e": "SW", "action": f"{switch} on", "scope": f"{scope}:{name}"})
+                        out.append(ev_.Switch(action=f"{switch} on", scope=f"{scope}:{name}"))
         return out
 
-    def restore(self, ev: dict[str, Any]) -> None:
+    def restore(self, ev: ev_.Mark | ev_.Position | ev_.Cash | ev_.Switch) -> None:
         """One carried MARK, POS, CASH or SW event; a name the configuration no longer has is logged, not fatal."""
         e = self.engine
-        kind = ev["e"]
         try:
-            if kind == "MARK":
-                e.set_last_fill_price(self._index(e.instrument_index, ev["sym"]), float(ev["px"]))
-            elif kind == "POS":
-                e.load_position(self._index(e.account_index, ev["a"]), self._index(e.instrument_index, ev["sym"]),
-                                float(ev["qty"]), float(ev["avg"]))
-            elif kind == "CASH":
-                base = ev.get("base")
-                e.set_account_money(self._index(e.account_index, ev["a"]), float(ev["cash"]),
-                                    None if base is None else float(base))
-            elif kind == "SW":
+            if isinstance(ev, ev_.Mark):
+                e.set_last_fill_price(self._index(e.instrument_index, ev.symbol), ev.px)
+            elif isinstance(ev, ev_.Position):
+                e.load_position(self._index(e.account_index, ev.account), self._index(e.instrument_index, ev.symbol),
+                                ev.qty, ev.avg)
+            elif isinstance(ev, ev_.Cash):
+                e.set_account_money(self._index(e.account_index, ev.account), ev.cash, ev.base)
+            elif isinstance(ev, ev_.Switch):
                 self.apply_admin(ev)
         except (ValueError, IndexError) as exc:
-            log.error("carried state does not apply to this configuration", extra={"event": kind, "error": str(exc)})
+            log.error("carried state does not apply to this configuration", extra={"event": ev.kind, "error": str(exc)})
 
     @staticmethod
     def _index(lookup: Callable[[str], int], name: str) -> int:

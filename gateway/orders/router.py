@@ -24,6 +24,7 @@ from gateway.fix import sessions
 from gateway.fix.sessions import SessionID, copy_sid, session_key, sid_key
 from gateway.orders import rejects
 from gateway.fix import translate
+from gateway.events import schema
 from gateway.events.log import EventLog
 from gateway.orders.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
 from gateway.orders.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered
@@ -61,7 +62,7 @@ class NewOrder:
     price: float
 
 
-class RiskStage(Protocol):
+class RiskChecks(Protocol):
     """What the router needs from risk (gateway.orders.risk_stage.RiskStage implements it)."""
 
     limits_version: str
@@ -70,7 +71,7 @@ class RiskStage(Protocol):
     def check_replace(self, order: Order, qty: float, price: float, session: str) -> Verdict: ...
     def count_message(self, session: str) -> None: ...
     def on_sent(self, o: NewOrder) -> int: ...
-    def apply(self, order: Order, req: Request, ev: dict[str, Any]) -> None: ...
+    def apply(self, order: Order, req: Request, ev: schema.Event) -> None: ...
 
 
 def _num(x: float) -> float | None:
@@ -96,7 +97,7 @@ class Sent:
 
 class Router:
     def __init__(self, cfg: GatewayConfig, events: EventLog, ledger: Ledger | None = None,
-                 risk: RiskStage | None = None, id_prefix: str = "G", alert: Any = None) -> None:
+                 risk: RiskChecks | None = None, id_prefix: str = "G", alert: Any = None) -> None:
         self.cfg = cfg
         self.events = events
         self.ledger = ledger or Ledger()
@@ -229,12 +230,11 @@ class Router:
                 venue_cl = self._next_venue_id()
                 order = self.ledger.add_new(skey, o.cl_ord_id, venue_cl, o.account, o.symbol, o.side, o.ord_type,
                                             o.qty, o.price, slot, tif)
-                self.events.append({"e": "N", "r": self.ledger.next_request, "s": skey, "cl": o.cl_ord_id,
-                                    "v": venue_cl, "n": order.number, "a": o.account, "sym": o.symbol,
-                                    "side": o.side, "t": o.ord_type, "qty": o.qty, "px": _num(o.price),
-                                    "w": verdict.warnings, "lv": self._limits_version, "ck": ck,
-                                    "ts": time.time_ns(), **({"da": 1} if defaulted else {}),
-                                    **({"tif": tif} if tif else {})})
+                self.events.append(schema.NewOrder(
+                    request=self.ledger.next_request, session=skey, cl_ord_id=o.cl_ord_id, venue_cl_ord_id=venue_cl,
+                    number=order.number, account=o.account, symbol=o.symbol, side=o.side, ord_type=o.ord_type,
+                    qty=o.qty, px=_num(o.price), warnings=verdict.warnings, limits_version=self._limits_version,
+                    check_ns=ck, ts=time.time_ns(), account_defaulted=1 if defaulted else 0, tif=tif))
         if order is None:
             self._send_client(reply, skey)
             return
@@ -359,9 +359,11 @@ class Router:
         """Record an accepted replace/cancel (under the lock) and build the venue's copy of it."""
         venue_cl = self._next_venue_id()
         req = self.ledger.add_request(order, kind, cl, orig, venue_cl, qty, price)
-        ev = {"e": kind, "r": self.ledger.next_request, "s": order.session, "cl": cl, "orig": orig, "v": venue_cl,
-              "n": order.number, "a": order.account, "sym": order.symbol, "side": order.side, "qty": _num(qty),
-              "px": _num(price), "w": verdict.warnings, "lv": self._limits_version, "ck": ck, "ts": time.time_ns()}
+        ev = (schema.Replace if kind == "G" else schema.Cancel)(
+            request=self.ledger.next_request, session=order.session, cl_ord_id=cl, orig_cl_ord_id=orig,
+            venue_cl_ord_id=venue_cl, number=order.number, account=order.account, symbol=order.symbol,
+            side=order.side, qty=_num(qty), px=_num(price), warnings=verdict.warnings,
+            limits_version=self._limits_version, check_ns=ck, ts=time.time_ns())
         self.events.append(ev)
         if self.risk is not None:
             self.risk.apply(order, req, ev)
@@ -548,16 +550,17 @@ class Router:
             skey = order.session
         self._alert(code)
         log.warning("venue refused a request: client answered", extra={
-            "venue_cl_ord_id": venue_cl, "code": code, "text": text, "order": ev["n"]})
+            "venue_cl_ord_id": venue_cl, "code": code, "text": text, "order": ev.number})
         if reply is not None:
             self._send_client(reply, skey)
 
-    def _refusal_event(self, req: Request, code: str, detail: str) -> dict[str, Any]:
+    def _refusal_event(self, req: Request, code: str, detail: str) -> schema.Undelivered:
         """Under the lock: log and apply that a request never took effect at the venue."""
         order = req.order
-        ev = {"e": "U", "v": req.venue_cl_ord_id, "n": order.number, "k": req.kind, "code": code,
-              "detail": detail, "s": order.session, "cl": req.cl_ord_id, "orig": req.orig_cl_ord_id,
-              "a": order.account, "sym": order.symbol, "side": order.side, "ts": time.time_ns()}
+        ev = schema.Undelivered(venue_cl_ord_id=req.venue_cl_ord_id, number=order.number, request_kind=req.kind,
+                                code=code, detail=detail, session=order.session, cl_ord_id=req.cl_ord_id,
+                                orig_cl_ord_id=req.orig_cl_ord_id, account=order.account, symbol=order.symbol,
+                                side=order.side, ts=time.time_ns())
         self.events.append(ev)
         apply_undelivered(self.ledger, req, ev)
         if self.risk is not None:
@@ -597,17 +600,18 @@ class Router:
                 out = self._client_copy(msg, req)
                 out.getHeader().setField(fm.POSS_RESEND, "Y")
             else:
-                ev = {"e": "X", "v": venue_cl, "n": order.number, "x": exec_type, "id": exec_id,
-                      "os": msg.getField(fm.ORD_STATUS), "oid": fm.get(msg, fm.ORDER_ID),
-                      "lq": _num(fm.get_float(msg, fm.LAST_QTY)), "lp": _num(fm.get_float(msg, fm.LAST_PX)),
-                      "cum": _num(fm.get_float(msg, fm.CUM_QTY)), "avg": _num(fm.get_float(msg, fm.AVG_PX)),
-                      "ref": fm.get(msg, fm.EXEC_REF_ID), "s": skey, "a": order.account,
-                      "sym": order.symbol, "side": order.side, "cl": req.cl_ord_id, "ts": time.time_ns()}
-                if exec_type in ("F", "G", "H"):  # what reconciliation needs to date the trade
-                    ev["tt"] = fm.get(msg, fm.TRANSACT_TIME)
-                    ev["td"] = fm.get(msg, fm.TRADE_DATE)
+                ev = schema.Execution(
+                    venue_cl_ord_id=venue_cl, number=order.number, exec_type=exec_type, exec_id=exec_id,
+                    ord_status=msg.getField(fm.ORD_STATUS), order_id=fm.get(msg, fm.ORDER_ID),
+                    last_qty=_num(fm.get_float(msg, fm.LAST_QTY)), last_px=_num(fm.get_float(msg, fm.LAST_PX)),
+                    cum_qty=_num(fm.get_float(msg, fm.CUM_QTY)), avg_px=_num(fm.get_float(msg, fm.AVG_PX)),
+                    exec_ref_id=fm.get(msg, fm.EXEC_REF_ID), session=skey, account=order.account,
+                    symbol=order.symbol, side=order.side, cl_ord_id=req.cl_ord_id, ts=time.time_ns())
+                if ev.is_fill:  # what reconciliation needs to date the trade
+                    ev.transact_time = fm.get(msg, fm.TRANSACT_TIME)
+                    ev.trade_date = fm.get(msg, fm.TRADE_DATE)
                     hdr = msg.getHeader()  # a resend's 52 is when it was re-sent; 122 when it was first sent
-                    ev["st"] = fm.get(hdr, fm.ORIG_SENDING_TIME) or fm.get(hdr, fm.SENDING_TIME)
+                    ev.sending_time = fm.get(hdr, fm.ORIG_SENDING_TIME) or fm.get(hdr, fm.SENDING_TIME)
                 self.events.append(ev)
                 if self.risk is not None:
                     self.risk.apply(order, req, ev)  # before the ledger moves: busts need the fill being undone
@@ -635,8 +639,8 @@ class Router:
                 log.error("cancel reject for an unknown venue ClOrdID: not routed", extra={"venue_cl_ord_id": venue_cl})
                 return
             self._answered(venue_cl)
-            ev = {"e": "Z", "v": venue_cl, "n": req.order.number, "os": fm.get(msg, fm.ORD_STATUS),
-                  "ts": time.time_ns()}
+            ev = schema.CancelRejected(venue_cl_ord_id=venue_cl, number=req.order.number,
+                                       ord_status=fm.get(msg, fm.ORD_STATUS), ts=time.time_ns())
             self.events.append(ev)
             apply_cancel_reject(self.ledger, req, ev)
             if self.risk is not None:
@@ -660,10 +664,11 @@ class Router:
                     continue
                 venue_cl = self._next_venue_id()
                 req = self.ledger.add_request(order, "F", order.cl_ord_id, "", venue_cl)
-                self.events.append({"e": "F", "r": self.ledger.next_request, "s": order.session, "cl": order.cl_ord_id,
-                                    "orig": "", "v": venue_cl, "n": order.number, "a": order.account,
-                                    "sym": order.symbol, "side": order.side, "qty": None, "px": None, "w": [],
-                                    "lv": self._limits_version, "by": "gateway", "why": why, "ts": time.time_ns()})
+                self.events.append(schema.Cancel(
+                    request=self.ledger.next_request, session=order.session, cl_ord_id=order.cl_ord_id,
+                    orig_cl_ord_id="", venue_cl_ord_id=venue_cl, number=order.number, account=order.account,
+                    symbol=order.symbol, side=order.side, qty=None, px=None, limits_version=self._limits_version,
+                    by="gateway", why=why, ts=time.time_ns()))
                 m = fm.new_message("F")
                 for tag, val in ((fm.CL_ORD_ID, venue_cl), (fm.ORIG_CL_ORD_ID, req.venue_orig_cl_ord_id),
                                  (fm.SYMBOL, order.symbol), (fm.SIDE, order.side), (fm.ACCOUNT, order.account),
@@ -742,12 +747,11 @@ class Router:
     def _record_reject(self, kind: str, o: NewOrder, v: Verdict, orig: str = "", ck: int | None = None,
                        defaulted: bool = False) -> None:
         self.ledger.rejected_ids.add((o.session, o.cl_ord_id))
-        ev = {"e": "DEC", "k": kind, "s": o.session, "cl": o.cl_ord_id, "orig": orig, "a": o.account,
-              "sym": o.symbol, "side": o.side, "qty": _num(o.qty), "px": _num(o.price),
-              "code": v.code, "detail": v.detail, "val": _num(v.value), "lim": _num(v.limit),
-              "w": v.warnings, "lv": self._limits_version, "ck": ck, "ts": time.time_ns()}
-        if defaulted:
-            ev["da"] = 1
+        ev = schema.Rejected(request_kind=kind, session=o.session, cl_ord_id=o.cl_ord_id, orig_cl_ord_id=orig,
+                             account=o.account, symbol=o.symbol, side=o.side, qty=_num(o.qty), px=_num(o.price),
+                             code=v.code or "", detail=v.detail, value=_num(v.value), limit=_num(v.limit),
+                             warnings=v.warnings, limits_version=self._limits_version, check_ns=ck,
+                             ts=time.time_ns(), account_defaulted=1 if defaulted else 0)
         self.events.append(ev)
 
     def _send_venue(self, msg: fm.Message) -> bool:

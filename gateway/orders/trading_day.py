@@ -19,7 +19,6 @@ matched fills, and the reconciliation's settled pairs (all kept on disk: archive
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import shutil
@@ -28,35 +27,34 @@ from pathlib import Path
 from typing import Any
 
 from config.positions import StartOfDay
+from gateway.events.schema import (CARRIED, AnyEvent, CarriedOrder, CarriedRequest, Cash, Event, Mirrored, Position,
+                                   UsedIds, decode)
 from gateway.orders.ledger import DONE_STATUSES, PENDING_NEW, Ledger, Order, Request
 
 log = logging.getLogger("fixgw.trading_day")
 
-Event = dict[str, Any]
 WEEKEND = (5, 6)
-CARRIED_KINDS = frozenset({"MARK", "POS", "CASH", "SW", "MIRRORED", "OPEN", "IDS"})
 
 
-def carried_mirrors(history: list[Event]) -> set[str]:
+def carried_mirrors(history: list[AnyEvent]) -> set[str]:
     """ExecIDs of the drop-copy fills already inside the positions a day began with: its first events (after
     INIT) are what the previous day handed over, so the scan stops at the first event of another kind."""
     out: set[str] = set()
     for ev in history[1:]:
-        kind = ev.get("e")
-        if kind not in CARRIED_KINDS:
+        if not isinstance(ev, CARRIED):
             break
-        if kind == "MIRRORED":
-            out.update(ev["x"])
+        if isinstance(ev, Mirrored):
+            out.update(ev.exec_ids)
     return out
 
 
-def day_head(path: Path) -> list[Event]:
+def day_head(path: Path) -> list[AnyEvent]:
     """The first events of a day's event log: INIT and what the previous day handed over."""
-    out: list[Event] = []
+    out: list[AnyEvent] = []
     with open(path, "rb") as f:
         for line in f:
-            ev = json.loads(line)
-            if out and ev.get("e") not in CARRIED_KINDS:
+            ev = decode(line)
+            if out and not isinstance(ev, CARRIED):
                 break
             out.append(ev)
     return out
@@ -110,28 +108,28 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _request_fields(req: Request) -> dict[str, Any]:
-    return {"k": req.kind, "cl": req.cl_ord_id, "orig": req.orig_cl_ord_id, "v": req.venue_cl_ord_id,
-            "vorig": req.venue_orig_cl_ord_id, "qty": req.qty, "px": _num(req.price)}
+def _carried_request(req: Request) -> CarriedRequest:
+    return CarriedRequest(req.kind, req.cl_ord_id, req.orig_cl_ord_id, req.venue_cl_ord_id, req.venue_orig_cl_ord_id,
+                          req.qty, _num(req.price))
 
 
 def carried_orders(ledger: Ledger) -> list[Event]:
-    fills_of: dict[int, list[list[Any]]] = {}
+    fills_of: dict[int, list[tuple[str, float, float]]] = {}
     for exec_id, (qty, px, number) in ledger.fills.items():
         if number in ledger.open:
-            fills_of.setdefault(number, []).append([exec_id, qty, px])
+            fills_of.setdefault(number, []).append((exec_id, qty, px))
     out = []
     for o in ledger.open.values():
         live = ledger.by_venue.get(o.venue_cl_ord_id)
         pending = ledger.by_venue.get(o.pending) if o.pending else None
-        out.append({"e": "OPEN", "n": o.number, "s": o.session, "a": o.account, "sym": o.symbol, "side": o.side,
-                    "t": o.ord_type, "tif": o.tif, "qty": o.qty, "px": _num(o.price), "oid": o.order_id,
-                    "os": o.status, "cum": o.cum_qty, "avg": o.avg_px,
-                    "live": _request_fields(live) if live is not None else
-                    {"k": "D", "cl": o.cl_ord_id, "orig": "", "v": o.venue_cl_ord_id, "vorig": "", "qty": o.qty,
-                     "px": _num(o.price)},
-                    "pend": _request_fields(pending) if pending is not None else None,
-                    "fills": fills_of.get(o.number, [])})
+        out.append(CarriedOrder(
+            number=o.number, session=o.session, account=o.account, symbol=o.symbol, side=o.side, ord_type=o.ord_type,
+            tif=o.tif, qty=o.qty, px=_num(o.price), order_id=o.order_id, status=o.status, cum_qty=o.cum_qty,
+            avg_px=o.avg_px,
+            live=_carried_request(live) if live is not None else
+            CarriedRequest("D", o.cl_ord_id, "", o.venue_cl_ord_id, "", o.qty, _num(o.price)),
+            pending=_carried_request(pending) if pending is not None else None,
+            fills=fills_of.get(o.number, [])))
     return out
 
 
@@ -141,14 +139,14 @@ def carried_ids(ledger: Ledger, sessions: frozenset[str]) -> list[Event]:
     for s, cl in (*ledger.by_client, *ledger.rejected_ids):
         if s in sessions:
             ids.setdefault(s, []).append(cl)
-    return [{"e": "IDS", "s": s, "ids": sorted(set(v))} for s, v in sorted(ids.items())]
+    return [UsedIds(session=s, ids=sorted(set(v))) for s, v in sorted(ids.items())]
 
 
 def start_of_day_events(sod: StartOfDay) -> list[Event]:
     """A day that begins without a snapshot takes its book from the positions file: cash first, so that each
     position then moves the P&L base by its cost (daily P&L is measured from the average price)."""
-    out: list[Event] = [{"e": "CASH", "a": a, "cash": c, "base": None, "src": "file"} for a, c in sod.cash.items()]
-    out += [{"e": "POS", "a": a, "sym": s, "qty": q, "avg": p, "src": "file"} for (a, s), (q, p) in sod.positions.items()]
+    out: list[Event] = [Cash(account=a, cash=c, base=None, src="file") for a, c in sod.cash.items()]
+    out += [Position(account=a, symbol=s, qty=q, avg=p, src="file") for (a, s), (q, p) in sod.positions.items()]
     return out
 
 
@@ -164,32 +162,33 @@ def compare_positions(carried: dict[tuple[str, str], float], sod: StartOfDay,
     return rows
 
 
-def restore_order(ledger: Ledger, ev: Event) -> tuple[Order, Request | None]:
+def restore_order(ledger: Ledger, ev: CarriedOrder) -> tuple[Order, Request | None]:
     """Put a carried order back into a (fresh) ledger, with its live request, its pending one and its fills."""
-    live = ev["live"]
-    price = math.nan if ev.get("px") is None else float(ev["px"])
-    o = Order(int(ev["n"]), ev["s"], ev["a"], ev["sym"], ev["side"], ev["t"], float(ev["qty"]), price, live["cl"],
-              live["v"], order_id=str(ev.get("oid") or ""), status=str(ev["os"]), cum_qty=float(ev["cum"]),
-              avg_px=float(ev["avg"]), tif=str(ev.get("tif") or ""))
+    live = ev.live
+    price = math.nan if ev.px is None else ev.px
+    o = Order(ev.number, ev.session, ev.account, ev.symbol, ev.side, ev.ord_type, ev.qty, price, live.cl_ord_id,
+              live.venue_cl_ord_id, order_id=ev.order_id, status=ev.status, cum_qty=ev.cum_qty, avg_px=ev.avg_px,
+              tif=ev.tif)
     ledger.orders[o.number] = o
     if o.status not in DONE_STATUSES:
         ledger.open[o.number] = o
     ledger.next_number = max(ledger.next_number, o.number + 1)
 
-    def request(f: dict[str, Any]) -> Request:
-        px = math.nan if f.get("px") is None else float(f["px"])
-        r = Request(o, f["k"], f["cl"], f["orig"], f["v"], f["vorig"], float(f.get("qty") or 0.0), px)
+    def request(f: CarriedRequest) -> Request:
+        px = math.nan if f.px is None else f.px
+        r = Request(o, f.kind, f.cl_ord_id, f.orig_cl_ord_id, f.venue_cl_ord_id, f.venue_orig_cl_ord_id,
+                    f.qty or 0.0, px)
         ledger.by_client[(o.session, r.cl_ord_id)] = r
         ledger.by_venue[r.venue_cl_ord_id] = r
         return r
 
     request(live)
     pending = None
-    if ev.get("pend"):
-        pending = request(ev["pend"])
+    if ev.pending is not None:
+        pending = request(ev.pending)
         o.pending = pending.venue_cl_ord_id
-    for exec_id, qty, px in ev.get("fills") or []:
-        ledger.fills[exec_id] = (float(qty), float(px), o.number)
+    for exec_id, qty, px in ev.fills:
+        ledger.fills[exec_id] = (qty, px, o.number)
         ledger.exec_ids.add(exec_id)
     return o, pending
 

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from gateway.events.schema import Event as LogEvent
+from gateway.events.schema import Execution
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
 from gateway.recon.model import FillRecord
@@ -40,22 +42,23 @@ def reconciliation_off_reason(cfg: GatewayConfig) -> str | None:
     return None
 
 
-def fill_tags(ev: dict[str, Any]) -> dict[int, str]:
+def fill_tags(ev: Execution) -> dict[int, str]:
     """The FIX tags of a gateway fill, rebuilt from its event-log entry (the venue ClOrdID is what the
-    drop copy carries, so it is the one compared). The router logs "tt" TransactTime, "td" TradeDate and,
-    where it does, "st" the report's (original) SendingTime; a report without all three is dated from the
-    event's "ts" (see ReconFeed)."""
-    tags = {17: ev["id"], 37: ev.get("oid") or "", 11: ev["v"], 1: ev.get("a") or "", 55: ev.get("sym") or "",
-            54: ev.get("side") or "", 150: ev["x"], 60: ev.get("tt") or ""}
-    for tag, key in ((32, "lq"), (31, "lp")):
-        if ev.get(key) is not None:
-            tags[tag] = repr(float(ev[key]))
-    if ev.get("ref"):
-        tags[19] = ev["ref"]
-    if ev.get("td"):
-        tags[75] = ev["td"]
-    if ev.get("st"):
-        tags[52] = ev["st"]
+    drop copy carries, so it is the one compared). The router logs TransactTime, TradeDate and, where it
+    does, the report's (original) SendingTime; a report without all three is dated from the event's "ts"
+    (see ReconFeed)."""
+    tags: dict[int, object] = {17: ev.exec_id, 37: ev.order_id, 11: ev.venue_cl_ord_id, 1: ev.account,
+                               55: ev.symbol, 54: ev.side, 150: ev.exec_type, 60: ev.transact_time}
+    if ev.last_qty is not None:
+        tags[32] = repr(float(ev.last_qty))
+    if ev.last_px is not None:
+        tags[31] = repr(float(ev.last_px))
+    if ev.exec_ref_id:
+        tags[19] = ev.exec_ref_id
+    if ev.trade_date:
+        tags[75] = ev.trade_date
+    if ev.sending_time:
+        tags[52] = ev.sending_time
     return {k: str(v) for k, v in tags.items()}
 
 
@@ -71,7 +74,6 @@ class ReconFeed:
         self._submitted = 0
         self._processed = 0
         self._cond = threading.Condition()
-        self.mirrored = 0
         # Set once the start-up job (the restart's rebuild) has run on this thread, before any live record.
         self.rebuilt = threading.Event()
         self._startup: Callable[[], None] | None = None
@@ -80,9 +82,9 @@ class ReconFeed:
             log.warning("reconciliation is off: no drop-copy session, so fills are not reconciled and no "
                         "breaks are opened")
 
-    def on_event(self, ev: dict[str, Any]) -> None:
+    def on_event(self, ev: LogEvent) -> None:
         """Event-log subscriber: the gateway's own fills, corrections and busts."""
-        if self.enabled and ev.get("e") == "X" and ev.get("x") in ("F", "G", "H"):
+        if self.enabled and isinstance(ev, Execution) and ev.is_fill:
             with self._cond:
                 self._submitted += 1
             self._queue.put(("gateway", fill_tags(ev), arrived_ns(ev)))
@@ -95,7 +97,7 @@ class ReconFeed:
                 self._submitted += 1
             self._queue.put(("dropcopy", tags, time.time_ns()))
 
-    def catch_up(self, fills: list[dict[str, Any]]) -> int:
+    def catch_up(self, fills: list[Execution]) -> int:
         """Gateway fills in the event log that the store never got (a crash in between): feed them now.
 
         Mirrors are not moved here: they are not in the event log, so after a restart the caller mirrors
@@ -105,7 +107,7 @@ class ReconFeed:
         if not self.enabled:
             return n
         for ev in fills:
-            if not self.service.store.has_fill("gateway", str(ev["id"]), str(ev["x"])):
+            if not self.service.store.has_fill("gateway", ev.exec_id, ev.exec_type):
                 self._handle(self.service.on_gateway_message(fill_tags(ev), arrived_ns(ev)), mirror=False)
                 n += 1
         return n
@@ -159,11 +161,9 @@ class ReconFeed:
             if isinstance(e, UnknownFill):
                 r = e.rec
                 self._mirror(r, +1)
-                self.mirrored += 1
             elif isinstance(e, UnknownFillCovered):
                 r = e.mirrored
                 self._mirror(r, -1)
-                self.mirrored -= 1
         if events:
             self._on_events(events)
 
@@ -191,7 +191,6 @@ class ReconFeed:
             self._thread = None
 
 
-def arrived_ns(ev: dict[str, Any]) -> int | None:
+def arrived_ns(ev: Execution) -> int | None:
     """The event's receive stamp (int ns): a crash replay must date a fill by when it came, not by now."""
-    ts = ev.get("ts")
-    return int(ts) if ts is not None else None
+    return ev.ts or None
