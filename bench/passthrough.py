@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 import quickfix as fix  # noqa: E402
 
-from gateway import qf_settings as qs  # noqa: E402
+from gateway.fix import settings as qs  # noqa: E402
 from gateway.fix.application import App  # noqa: E402
 
 

@@ -75,16 +75,16 @@ def ids_kept_sessions(gw: Gateway) -> frozenset[str]:
     return frozenset(keep)
 
 
-def _hold_out(sessions: dict[str, SessionID]) -> list[str]:
+def _hold_out(held: dict[str, SessionID]) -> list[str]:
     """Log the sessions out and keep them out (disabled) until released; waits for each logout."""
-    for key, sid in sessions.items():
+    for key, sid in held.items():
         s = sessions.lookup(sid)
         if s is not None:
             s.logout("end of trading day: sequence numbers restart at 1")
     deadline = time.monotonic() + LOGOUT_WAIT_S
-    still = list(sessions)
+    still = list(held)
     while still and time.monotonic() < deadline:
-        still = [k for k in still if (s := sessions.lookup(sessions[k])) is not None and s.isLoggedOn()]
+        still = [k for k in still if (s := sessions.lookup(held[k])) is not None and s.isLoggedOn()]
         if still:
             time.sleep(0.05)
     return still
