@@ -33,6 +33,23 @@ def nojournal(d: Path) -> None:
     _sub(d / "gateway/service.py", "self.events.subscribers += [self.journal.submit, ", "self.events.subscribers += [")
 
 
+def noprojections(d: Path) -> None:
+    """Journal, metrics and reconciliation all off the event log; run it with `--gateway-override
+    dropcopy.enabled=false` so no drop copy is reconciled either. What the order path would cost if every
+    projection ran in another process (the bound a projector process could reach; it does not count what that
+    process would take from a 2-core machine)."""
+    _sub(d / "gateway/service.py",
+         "self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]",
+         "self.events.subscribers += []")
+
+
+def norecon(d: Path) -> None:
+    """The reconciliation takes neither side's fills (the drop-copy session still runs and is parsed): what the
+    matcher and its SQLite store cost the gateway's process."""
+    _sub(d / "gateway/service.py", ", self.recon_feed.on_event]", "]")
+    _sub(d / "gateway/service.py", "        self.recon_feed.on_dropcopy(fm.to_dict(msg))", "        fm.to_dict(msg)")
+
+
 def nogauge(d: Path) -> None:
     """No O(open orders) scan of the ledger for the open-orders gauge every housekeeping tick."""
     _sub(d / "gateway/service.py", "m.open_orders.set(len(self.router.ledger.open_orders()))", "pass")
@@ -67,7 +84,7 @@ def tracemem(d: Path) -> None:
 
 
 VARIANTS: dict[str, list[Callable[[Path], None]]] = {
-    "base": [], "nojournal": [nojournal], "nogauge": [nogauge], "nogc": [nogc], "venuenopersist": [venuenopersist],
+    "base": [], "nojournal": [nojournal], "noprojections": [noprojections], "norecon": [norecon], "nogauge": [nogauge], "nogc": [nogc], "venuenopersist": [venuenopersist],
     "switch": [switch], "all": [nojournal, nogauge, nogc, venuenopersist, switch], "tracemem": [tracemem]}
 
 

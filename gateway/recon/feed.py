@@ -29,6 +29,11 @@ log = logging.getLogger("fixgw.recon")
 
 _STOP = object()
 REBUILD_WAIT_S = 300.0  # a reconciliation rebuilding a very busy day after a restart
+# Fills gather for up to this long and are stored in one transaction: one commit and one wake-up of this
+# thread per batch rather than per fill, so it takes the GIL from the order path's threads far less often.
+# Breaks only open after the grace period (seconds), so the delay changes no outcome.
+BATCH_S = 0.02
+BATCH_MAX = 1024
 Mirror = Callable[[FillRecord, int], None]  # a drop-copy fill, +1 to mirror it, -1 to take it back
 
 
@@ -76,6 +81,7 @@ class ReconFeed:
         self._cond = threading.Condition()
         # Set once the start-up job (the restart's rebuild) has run on this thread, before any live record.
         self.rebuilt = threading.Event()
+        self._stopping = threading.Event()
         self._startup: Callable[[], None] | None = None
         self.seen = {"gateway": 0, "dropcopy": 0}  # fills matched so far, by source
         if not enabled:
@@ -118,6 +124,7 @@ class ReconFeed:
             self.rebuilt.set()
             return
         self._startup = startup
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._run, name="recon", daemon=True)
         self._thread.start()
 
@@ -131,21 +138,48 @@ class ReconFeed:
                 log.exception("reconciliation could not rebuild its state after the start")
         self.rebuilt.set()
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            source, tags, arrived = item
-            try:
-                if source == "gateway":
-                    self._handle(self.service.on_gateway_message(tags, arrived))
-                else:
-                    self._handle(self.service.on_dropcopy_message(tags, arrived))
-            except Exception:
-                log.exception("reconciliation failed on a fill", extra={"source": source, "exec_id": tags.get(17)})
+            items = [self._queue.get()]
+            if items[0] is not _STOP and not self._stopping.is_set():
+                self._stopping.wait(BATCH_S)
+            while len(items) < BATCH_MAX:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            work = [it for it in items if it is not _STOP]
+            self._process(work)
             with self._cond:
-                self._processed += 1
-                self.seen[source] += 1
+                self._processed += len(work)
+                for source, _tags, _arrived in work:
+                    self.seen[source] += 1
                 self._cond.notify_all()
+            if len(work) < len(items):
+                return
+
+    def _process(self, work: list[tuple[str, dict[int, str], int | None]]) -> None:
+        """Store and match a batch in one transaction; mirror what it found only once it is committed, so a
+        mirror never rests on a fill the store could lose."""
+        found: list[list[Event]] = []
+        try:
+            with self.service.store.batch():
+                for source, tags, arrived in work:
+                    try:
+                        if source == "gateway":
+                            found.append(self.service.on_gateway_message(tags, arrived))
+                        else:
+                            found.append(self.service.on_dropcopy_message(tags, arrived))
+                    except Exception:
+                        log.exception("reconciliation failed on a fill",
+                                      extra={"source": source, "exec_id": tags.get(17)})
+        except Exception:
+            # The batch is not stored: its gateway fills are caught up from the event log at the next start.
+            log.exception("reconciliation could not store a batch of fills", extra={"fills": len(work)})
+            return
+        for events in found:
+            try:
+                self._handle(events)
+            except Exception:
+                log.exception("reconciliation could not apply what it found")
 
     def tick(self) -> None:
         # Off: a store left from days with a drop copy could still age its records into breaks. Before the
@@ -186,6 +220,7 @@ class ReconFeed:
 
     def stop(self) -> None:
         if self._thread is not None:
+            self._stopping.set()
             self._queue.put(_STOP)
             self._thread.join(timeout=30)
             self._thread = None

@@ -12,8 +12,10 @@ import enum
 import json
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Iterator
 
 from gateway.recon.model import Break, BreakStatus, BreakType, FillRecord, FillView, Source
 
@@ -68,6 +70,37 @@ class ReconStore:
         # loss may take the last ones. FULL would put a disk flush on every fill of both sources.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._batch = False  # inside batch(): writes join its transaction (savepoints instead of their own)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction around many writes: the live feed commits a batch of fills once, not once per fill.
+        Writes from other threads meanwhile join it; everything commits (or rolls back) at the end."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch = True
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self._batch = False
+                self._db.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self._batch = False
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _begin(self, name: str) -> tuple[str, tuple[str, ...]]:
+        """Start a write: its own transaction, or a savepoint inside a batch. Returns (commit, undo)."""
+        if self._batch:
+            self._db.execute(f"SAVEPOINT {name}")
+            return f"RELEASE {name}", (f"ROLLBACK TO {name}", f"RELEASE {name}")
+        self._db.execute("BEGIN IMMEDIATE")
+        return "COMMIT", ("ROLLBACK",)
 
     def close(self) -> None:
         with self._lock:
@@ -84,7 +117,7 @@ class ReconStore:
         """Persist a record unless it is a resend of one already stored. Classification matches the
         Reconciler's, so feeding it NEW and DUPLICATE records (or everything) gives the same state."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            commit, undo = self._begin("fill")
             try:
                 row = self._db.execute(
                     f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE source=? AND exec_id=? AND exec_type=? "
@@ -92,7 +125,7 @@ class ReconStore:
                 if row is None:
                     occurrence, result = 0, AddResult.NEW
                 elif rec.poss_dup and rec.same_economics(_fill(row)):
-                    self._db.execute("COMMIT")
+                    self._db.execute(commit)
                     return AddResult.RESEND
                 else:
                     (last,) = self._db.execute(
@@ -104,10 +137,11 @@ class ReconStore:
                 self._db.execute(
                     f"INSERT INTO fills ({', '.join(_FILL_COLS)}, occurrence) "
                     f"VALUES ({', '.join('?' * (len(_FILL_COLS) + 1))})", (*values, occurrence))
-                self._db.execute("COMMIT")
+                self._db.execute(commit)
                 return result
             except BaseException:
-                self._db.execute("ROLLBACK")
+                for sql in undo:
+                    self._db.execute(sql)
                 raise
 
     def has_fill(self, source: str, exec_id: str, exec_type: str) -> bool:
@@ -132,12 +166,13 @@ class ReconStore:
         if not keys:
             return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            commit, undo = self._begin("settled")
             try:
                 self._db.executemany("INSERT OR IGNORE INTO settled VALUES (?, ?, ?)", keys)
-                self._db.execute("COMMIT")
+                self._db.execute(commit)
             except BaseException:
-                self._db.execute("ROLLBACK")
+                for sql in undo:
+                    self._db.execute(sql)
                 raise
 
     def trade_dates(self) -> list[str]:

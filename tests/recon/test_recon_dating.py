@@ -2,12 +2,14 @@
 TradeDate (75), else SendingTime (52, or OrigSendingTime 122 on a resend), else when the gateway got it."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import simplefix
 
+from gateway.events.schema import Execution, decode
 from gateway.recon.fixlog import reconcile_logs
 from gateway.recon.model import from_fix
 from gateway.recon.service import ReconService
@@ -59,11 +61,11 @@ def _feed(tmp_path: Path, now: int) -> tuple[ReconFeed, ReconService]:
     return ReconFeed(service, lambda *a: None, lambda events: None), service
 
 
-def _gateway_event(exec_id: str, ts: int, **extra: str) -> dict[str, object]:
-    """A fill as the router logs it for a venue report without TransactTime or TradeDate."""
-    return {"e": "X", "v": "G1-1", "n": 1, "x": "F", "id": exec_id, "os": "2", "oid": "O1", "lq": 100.0,
+def _gateway_event(exec_id: str, ts: int, **extra: str) -> Execution:
+    """A fill as the router logs it for a venue report without TransactTime or TradeDate (the log's line)."""
+    return decode(json.dumps({"e": "X", "v": "G1-1", "n": 1, "x": "F", "id": exec_id, "os": "2", "oid": "O1", "lq": 100.0,
             "lp": 10.5, "ref": "", "s": "FIXGW->OMS1", "a": "ACC1", "sym": "XYZ", "side": "1", "cl": "C1",
-            "ts": ts, "tt": "", "td": "", **extra}
+            "ts": ts, "tt": "", "td": "", **extra}))  # type: ignore[return-value]
 
 
 def test_a_gateway_fill_replayed_after_midnight_keeps_the_day_it_arrived(tmp_path: Path) -> None:

@@ -78,3 +78,36 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     gw, dc = store.load_day(DAY)
     assert (len(gw), len(dc)) == (100, 100)
     store.close()
+
+
+def test_a_batch_commits_once_and_a_failed_fill_inside_it_loses_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "recon.db"
+    e1, e2 = fill("gateway", "E1", 0), fill("gateway", "E2", 1)
+    other = sqlite3.connect(path)  # another connection sees only what is committed
+    with ReconStore(path) as store:
+        with store.batch():
+            assert store.add_fill(e1) is AddResult.NEW
+            try:
+                store.add_fill(replace(e2, exec_id=None))  # type: ignore[arg-type]  # NOT NULL: the insert fails
+            except sqlite3.IntegrityError:
+                pass
+            else:
+                raise AssertionError("a fill without ExecID was stored")
+            assert store.add_fill(e2) is AddResult.NEW  # the batch goes on after the failed fill
+            store.mark_settled([("gateway", "E1", "F")])
+            assert other.execute("SELECT COUNT(*) FROM fills").fetchone() == (0,)
+        assert other.execute("SELECT COUNT(*) FROM fills").fetchone() == (2,)
+        assert other.execute("SELECT COUNT(*) FROM settled").fetchone() == (1,)
+        assert store.load_day(DAY)[0] == [e1, e2]
+
+
+def test_a_batch_that_raises_stores_nothing(tmp_path: Path) -> None:
+    with ReconStore(tmp_path / "recon.db") as store:
+        try:
+            with store.batch():
+                store.add_fill(fill("gateway", "E1", 0))
+                raise RuntimeError("the feed failed mid-batch")
+        except RuntimeError:
+            pass
+        assert store.load_day(DAY) == ([], [])
+        assert store.add_fill(fill("gateway", "E1", 0)) is AddResult.NEW  # and the store still takes fills
