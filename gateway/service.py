@@ -32,7 +32,7 @@ from gateway.recon.model import FillRecord
 from gateway.recon.feed import ReconFeed, reconciliation_off_reason
 from gateway.control import rollover as rollover_mod
 from gateway.orders import trading_day as td
-from gateway.orders.risk_stage import SIDE, RiskStage
+from gateway.orders.risk_stage import RiskStage
 from gateway.orders.router import Router
 from gateway.fix.sessions import SessionID, session_key, sid_key
 from gateway.fix.schedule import ScheduleKeeper, qs_schedule_settings, scheduled_sessions
@@ -120,9 +120,6 @@ class Gateway:
         # The journal runs a moment behind the log: what it missed is normally after the checkpoint.
         self.journal.catch_up(history if self.journal.last_q() >= self.checkpoint_seq else self.events.read_today())
         rc = cfg.reconciliation
-        # ExecIDs of the drop-copy fills mirrored into the risk state (changed under the router lock with it):
-        # a rollover carries them inside the positions, and a start must not mirror those again.
-        self.mirrored_exec_ids: set[str] = set()
         self.recon = ReconService(ReconStore(state / "recon.sqlite"), int(rc.grace_s * 1e9),
                                   price_tolerance=rc.price_tolerance)
         self.recon_feed = ReconFeed(self.recon, self._mirror, self._recon_events,
@@ -301,24 +298,14 @@ class Gateway:
         """A drop-copy fill the gateway never saw moves positions, so risk sees the real book."""
         if self.risk is None:
             return
-        with self.router.lock:
-            e = self.risk.engine
-            a, i = e.account_index(rec.account), e.instrument_index(rec.symbol)
-            if a < 0 or i < 0 or rec.side not in SIDE:
-                log.error("drop-copy fill for an unknown account or instrument: not mirrored",
-                          extra={"account": rec.account, "symbol": rec.symbol})
-                return
-            if sign > 0:
-                e.on_external_fill(a, i, SIDE[rec.side], rec.last_qty, rec.last_px)
-                self.mirrored_exec_ids.add(rec.exec_id)
-            else:
-                e.on_bust(a, i, SIDE[rec.side], rec.last_qty, rec.last_px)
-                self.mirrored_exec_ids.discard(rec.exec_id)
+        if not self.router.mirror(rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, rec.exec_id, sign):
+            log.error("drop-copy fill for an unknown account or instrument: not mirrored",
+                      extra={"account": rec.account, "symbol": rec.symbol})
 
     def _restore_mirror(self, rec: FillRecord) -> None:
         if rec.exec_id in self._carried_mirrors:  # already in the positions the day began with
-            self.mirrored_exec_ids.add(rec.exec_id)
-        elif rec.exec_id not in self.mirrored_exec_ids:
+            self.router.mark_mirrored(rec.exec_id)
+        elif not self.router.is_mirrored(rec.exec_id):
             self._mirror(rec, +1)
             self._start_mirrors[rec.exec_id] = rec
 
@@ -442,14 +429,16 @@ class Gateway:
             seen |= up
             for key in seen:
                 m.session_up.labels(app.name, key).set(1 if key in up else 0)
-        with self.router.lock:
-            m.open_orders.set(len(self.router.ledger.open_orders()))
-            m.unroutable.set(self.router.unroutable)
-            if self.risk is not None:
-                e = self.risk.engine
+        def read(ledger: Ledger, risk: RiskStage | None) -> None:
+            m.open_orders.set(len(ledger.open))
+            if risk is not None:
+                e = risk.engine
                 for n, name in enumerate(e.account_names):
                     for limit, ratio in e.utilisation(n).items():
                         m.utilisation.labels(name, limit).set(ratio)
+
+        self.router.read(read)
+        m.unroutable.set(self.router.unroutable)
 
     def set_switch(self, switch: str, scope: str, name: str, on: bool, who: str, why: str) -> dict[str, Any]:
         """Kill switch or reduce-only for `scope` ('global', 'account' or 'instrument'), journaled with who and
@@ -461,9 +450,7 @@ class Gateway:
         ev = schema.Admin(action=f"{switch} {'on' if on else 'off'}",
                           scope="global" if scope == "global" else f"{scope}:{name}", who=who, why=why,
                           ts=time.time_ns())
-        with self.router.lock:
-            self.risk.apply_admin(ev)  # raises on a bad switch, scope or name: nothing journaled then
-            self.events.append(ev)
+        self.router.operator_switch(ev)  # raises on a bad switch, scope or name: nothing journaled then
         cancelled = 0
         if switch == "kill" and on:
             cancelled = self.router.cancel_orders(
@@ -489,11 +476,7 @@ class Gateway:
         try:
             new_cfg = load_risk(self.cfg)  # files are read and validated outside the lock
             assert new_cfg is not None
-            with self.router.lock:
-                old = self.risk.limits_version
-                new = self.risk.swap_config(new_cfg)
-                self.events.append(schema.Admin(action="reload", scope="limits", who=who, why=why,
-                                                detail={"from": old, "to": new}, ts=time.time_ns()))
+            old, new = self.router.swap_limits(new_cfg, who, why)
         except Exception as e:
             log.error("reload refused: the old limits stay in force", extra={"error": str(e), "who": who})
             self.metrics.alerts.labels("RELOAD_FAILED").inc()

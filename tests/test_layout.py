@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,18 @@ def test_the_daemon_loads_no_simulator_code() -> None:
             "print(sorted(m for m in sys.modules if m == 'sim' or m.startswith('sim.')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_only_the_order_path_takes_its_lock_or_changes_its_ledger() -> None:
+    # The router owns the ledger, the risk state and their lock; the control plane uses its methods
+    # (read, operator_switch, swap_limits, mirror, roll_day, responsive) and never the lock or the ledger itself.
+    pattern = re.compile(r"router\.lock|\br\.lock\b|\.ledger\s*=|\.ledger\.(add_|set_status|orders\[|open\[|fills\[|"
+                         r"by_client\[|by_venue\[|rejected_ids\.add|exec_ids\.add|next_)")
+    found = []
+    for module, path in source_files():
+        if module.startswith("gateway.orders") or not module.startswith("gateway"):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert found == []

@@ -18,6 +18,8 @@ from typing import Any
 from gateway.events import schema
 from gateway.fix import sessions
 
+from gateway.orders.ledger import Ledger
+from gateway.orders.risk_stage import RiskStage
 from gateway.service import Gateway
 
 log = logging.getLogger("fixgw.admin")
@@ -44,20 +46,21 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
         "trading_day": trading_day_status(gw),
     }
     now = time.monotonic()
-    with r.lock:
+
+    def read(ledger: Ledger, risk: RiskStage | None) -> None:  # under the order path's lock
         out["unanswered_requests"] = [
             {"venue_cl_ord_id": a.venue_cl_ord_id, "msg_type": a.msg_type, "age_s": round(now - a.at, 3),
              "overdue": a.alerted} for a in r.awaiting.values() if a.alerted][:1000]
         out["status_unsupported_orders"] = [
             {"session": o.session, "cl_ord_id": o.cl_ord_id, "venue_cl_ord_id": o.venue_cl_ord_id, "status": o.status}
-            for n in sorted(r.status_unsupported) if (o := r.ledger.orders.get(n)) is not None and o.is_open]
-        orders = r.ledger.open_orders()
+            for n in sorted(r.status_unsupported) if (o := ledger.orders.get(n)) is not None and o.is_open]
+        orders = ledger.open_orders()
         out["open_orders"] = len(orders)
         out["orders"] = [{"session": o.session, "cl_ord_id": o.cl_ord_id, "account": o.account, "symbol": o.symbol,
                           "side": o.side, "qty": o.qty, "cum_qty": o.cum_qty, "status": o.status,
                           "pending": bool(o.pending)} for o in orders[:1000]]
-        if gw.risk is not None:
-            e = gw.risk.engine
+        if risk is not None:
+            e = risk.engine
             out["limits_version"] = e.limits_version
             positions: dict[str, dict[str, float]] = {}
             util: dict[str, dict[str, float]] = {}
@@ -79,6 +82,8 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
                 if e.reduce_only_state("instrument", i):
                     reduce["instruments"].append(sym)
             out.update(positions=positions, utilisation=util, kill_switch=kill, reduce_only=reduce)
+
+    r.read(read)
     return out
 
 

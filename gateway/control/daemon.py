@@ -46,9 +46,8 @@ def order_path_health(gw: Gateway, probe_s: float = STALL_PROBE_S) -> str | None
     not getting it within a second means a thread is stuck inside it."""
     if gw.events.failed is not None:
         return f"event log cannot be written: {gw.events.failed}"
-    if not gw.router.lock.acquire(timeout=probe_s):
+    if not gw.router.responsive(probe_s):
         return "order path stalled: the router lock was not released within a second"
-    gw.router.lock.release()
     return None
 
 

@@ -28,10 +28,7 @@ from gateway.fix.sessions import SessionID, session_key
 
 from config.errors import ConfigError
 from config.positions import load_positions
-from gateway.events import schema
 from gateway.orders import trading_day as td
-from gateway.orders.ledger import Ledger
-from gateway.orders.lifecycle import replay_log
 
 if TYPE_CHECKING:
     from gateway.service import Gateway
@@ -204,40 +201,13 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
             log.error("sessions did not log out for the rollover: their sequence numbers run on",
                       extra={"sessions": not_out})
         keep_ids = ids_kept_sessions(gw)
-        with router.lock:
-            t_lock = time.monotonic()
-            ledger = router.ledger
-            day_open = td.day_orders(ledger)
-            gw.events.append(schema.Admin(action="rollover", scope="trading-day", who=who, why=why,
-                                          detail={"from": previous, "to": new, "open_orders": len(ledger.open),
-                                                  "day_orders_open": len(day_open)}, ts=time.time_ns()))
-            carried: list[schema.Event] = [schema.DayStart(
-                prefix=router.id_prefix, day=new, previous=previous, next_number=ledger.next_number,
-                request=ledger.next_request, ts=time.time_ns())]
-            if gw.risk is not None:
-                carried += gw.risk.carry(tdc.carry_kill_switches, tdc.carry_reduce_only)
-            if gw.mirrored_exec_ids:  # drop-copy fills already inside the carried positions
-                carried.append(schema.Mirrored(exec_ids=sorted(gw.mirrored_exec_ids)))
-            carried += td.carried_orders(ledger)
-            carried += td.carried_ids(ledger, keep_ids)
-            positions = {(ev.account, ev.symbol): ev.qty for ev in carried if isinstance(ev, schema.Position)}
-            fresh = Ledger()
-
-            def switch_over() -> None:  # the new day's file is in place: rebuild from it, exactly as a start
-                if gw.risk is not None:
-                    gw.risk.new_day()
-                    gw.risk.fills = fresh.fills
-                replay_log(carried, fresh, gw.risk)
-                router.ledger = fresh
-                router.awaiting = {v: x for v, x in router.awaiting.items() if v in fresh.by_venue}
-                router.sent_seq = {q: x for q, x in router.sent_seq.items() if x.venue_cl_ord_id in fresh.by_venue}
-                router.status_unsupported &= set(fresh.open)
-
-            gw.events.roll(carried, day_dir / "events.log", inside=switch_over)
-            rolled = True
-            gw.trading_day = new
-            gw.day_started = now
-            t_locked = time.monotonic() - t_lock
+        t_lock = time.monotonic()
+        day_open, positions = router.roll_day(new, previous, who, why, tdc.carry_kill_switches, tdc.carry_reduce_only,
+                                              keep_ids, day_dir / "events.log")
+        rolled = True
+        gw.trading_day = new
+        gw.day_started = now
+        t_locked = time.monotonic() - t_lock
     finally:
         archived_logs = _restart_sessions(gw, restart, singles, sids, held, not_out, rolled, day_dir)
         reports_held = router.release_reports(clients)
@@ -280,7 +250,7 @@ def _run(gw: Gateway, who: str, why: str, now: dt.datetime) -> dict[str, Any]:
     gc.freeze()
     _trim_heap()
     result = {"previous_day": previous, "day": new, "who": who, "why": why,
-              "open_orders": len(router.ledger.open), "day_orders_open": day_open,
+              "open_orders": router.read(lambda ledger, _risk: len(ledger.open)), "day_orders_open": day_open,
               "positions_carried": len(positions), "sod_differences": differences, "sod_file_error": sod_error,
               "engines_restarted": restart, "sessions_reset": sorted(k for k in singles if k not in not_out),
               "sessions_not_logged_out": not_out,

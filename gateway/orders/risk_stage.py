@@ -182,6 +182,19 @@ class RiskStage:
         log.warning("fill on an order without a live reservation: position updated",
                     extra={"order": order.number, "why": why})
 
+    def mirror(self, account: str, symbol: str, side: str, qty: float, px: float, sign: int) -> bool:
+        """A drop-copy fill the gateway never saw moves positions (+1), or its mirror is taken back (-1).
+        False, and nothing moves, for an account, instrument or side the configuration does not know."""
+        e = self.engine
+        a, i = e.account_index(account), e.instrument_index(symbol)
+        if a < 0 or i < 0 or side not in SIDE:
+            return False
+        if sign > 0:
+            e.on_external_fill(a, i, SIDE[side], qty, px)
+        else:
+            e.on_bust(a, i, SIDE[side], qty, px)
+        return True
+
     # ---------------------------------------------------------------- control plane
     def apply_admin(self, ev: ev_.Admin | ev_.Switch) -> None:
         """An operator switch ('kill on', 'reduce_only off', ...) on 'global', 'account:X' or 'instrument:Y'.

@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from config.settings import GatewayConfig
 from gateway.fix import messages as fm
@@ -27,9 +27,11 @@ from gateway.fix import translate
 from gateway.events import schema
 from gateway.events.log import EventLog
 from gateway.orders.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
-from gateway.orders.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered
+from gateway.orders import trading_day as td
+from gateway.orders.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered, replay_log
 
 log = logging.getLogger("fixgw.router")
+T = TypeVar("T")
 
 SIDES = frozenset({"1", "2", "5"})  # buy, sell, sell short
 ORD_TYPES = frozenset({"1", "2"})  # market, limit
@@ -72,6 +74,13 @@ class RiskChecks(Protocol):
     def count_message(self, session: str) -> None: ...
     def on_sent(self, o: NewOrder) -> int: ...
     def apply(self, order: Order, req: Request, ev: schema.Event) -> None: ...
+    # the control plane's changes, made through the router (the state's owner)
+    fills: dict[str, tuple[float, float, int]]
+    def mirror(self, account: str, symbol: str, side: str, qty: float, px: float, sign: int) -> bool: ...
+    def apply_admin(self, ev: schema.Admin | schema.Switch) -> None: ...
+    def swap_config(self, new_cfg: Any) -> str: ...
+    def carry(self, kill: bool, reduce_only: bool) -> list[schema.Event]: ...
+    def new_day(self) -> None: ...
 
 
 def _num(x: float) -> float | None:
@@ -143,6 +152,9 @@ class Router:
         self._held: dict[str, list[fm.Message]] = {}
         self._ready: set[str] = set()
         self._held_lock = threading.Lock()
+        # ExecIDs of the drop-copy fills mirrored into the risk state (changed under the lock with it): a
+        # rollover carries them inside the positions, and a start must not mirror those again.
+        self.mirrored_exec_ids: set[str] = set()
 
     # ---------------------------------------------------------------- sessions
     def client_logon(self, sid: SessionID) -> None:
@@ -650,6 +662,97 @@ class Router:
             out.setField(fm.ORIG_CL_ORD_ID, req.orig_cl_ord_id)
             skey = req.order.session
         self._send_client(out, skey)
+
+    # ---------------------------------------------------------------- the state's owner
+    # The router owns the order path's state: the ledger, the risk state and the lock that guards both. The
+    # control plane reads and changes it only through these methods; no other module takes the lock.
+    def read(self, fn: Callable[[Ledger, Any], T]) -> T:
+        """fn(ledger, risk) under the lock, for status and gauges: it must only read."""
+        with self.lock:
+            return fn(self.ledger, self.risk)
+
+    def responsive(self, timeout: float) -> bool:
+        """Whether the order path releases its lock within `timeout` (the watchdog's probe)."""
+        if not self.lock.acquire(timeout=timeout):
+            return False
+        self.lock.release()
+        return True
+
+    def mirror(self, account: str, symbol: str, side: str, qty: float, px: float, exec_id: str,
+               sign: int) -> bool:
+        """Move positions by a drop-copy fill the gateway never saw (+1) or take that back (-1); the ExecIDs of
+        the fills inside positions are kept with them (a rollover carries both)."""
+        if self.risk is None:
+            return False
+        with self.lock:
+            if not self.risk.mirror(account, symbol, side, qty, px, sign):
+                return False
+            (self.mirrored_exec_ids.add if sign > 0 else self.mirrored_exec_ids.discard)(exec_id)
+            return True
+
+    def mark_mirrored(self, exec_id: str) -> None:
+        """A fill already inside the positions the day began with (carried by the rollover)."""
+        with self.lock:
+            self.mirrored_exec_ids.add(exec_id)
+
+    def is_mirrored(self, exec_id: str) -> bool:
+        with self.lock:
+            return exec_id in self.mirrored_exec_ids
+
+    def operator_switch(self, ev: schema.Admin) -> None:
+        """A kill switch or reduce-only change: applied, then logged; a bad one raises and logs nothing."""
+        if self.risk is None:
+            raise ValueError("no risk engine: switches need it")
+        with self.lock:
+            self.risk.apply_admin(ev)
+            self.events.append(ev)
+
+    def swap_limits(self, new_cfg: Any, who: str, why: str) -> tuple[str, str]:
+        """New limits and reference data in force for the next order, atomically; logged with both versions."""
+        if self.risk is None:
+            raise ValueError("no risk engine: nothing to swap")
+        with self.lock:
+            old = self.risk.limits_version
+            new = self.risk.swap_config(new_cfg)
+            self.events.append(schema.Admin(action="reload", scope="limits", who=who, why=why,
+                                            detail={"from": old, "to": new}, ts=time.time_ns()))
+        return old, new
+
+    def roll_day(self, new: str, previous: str, who: str, why: str, carry_kill: bool, carry_reduce_only: bool,
+                 keep_ids: frozenset[str], archive_to: Any) -> tuple[list[dict[str, Any]], dict[tuple[str, str], float]]:
+        """The trading-day boundary, under the lock: log the rollover, write what carries over as the new day's
+        first events (gateway.orders.trading_day), archive the old day, and rebuild the state from those events
+        exactly as a start would. Returns the DAY orders still open and the carried positions."""
+        with self.lock:
+            ledger = self.ledger
+            day_open = td.day_orders(ledger)
+            self.events.append(schema.Admin(action="rollover", scope="trading-day", who=who, why=why,
+                                            detail={"from": previous, "to": new, "open_orders": len(ledger.open),
+                                                    "day_orders_open": len(day_open)}, ts=time.time_ns()))
+            carried: list[schema.Event] = [schema.DayStart(
+                prefix=self.id_prefix, day=new, previous=previous, next_number=ledger.next_number,
+                request=ledger.next_request, ts=time.time_ns())]
+            if self.risk is not None:
+                carried += self.risk.carry(carry_kill, carry_reduce_only)
+            if self.mirrored_exec_ids:  # drop-copy fills already inside the carried positions
+                carried.append(schema.Mirrored(exec_ids=sorted(self.mirrored_exec_ids)))
+            carried += td.carried_orders(ledger)
+            carried += td.carried_ids(ledger, keep_ids)
+            positions = {(ev.account, ev.symbol): ev.qty for ev in carried if isinstance(ev, schema.Position)}
+            fresh = Ledger()
+
+            def switch_over() -> None:  # the new day's file is in place: rebuild from it, exactly as a start
+                if self.risk is not None:
+                    self.risk.new_day()
+                    self.risk.fills = fresh.fills
+                replay_log(carried, fresh, self.risk)
+                self.ledger = fresh
+                self.awaiting = {v: x for v, x in self.awaiting.items() if v in fresh.by_venue}
+                self.sent_seq = {q: x for q, x in self.sent_seq.items() if x.venue_cl_ord_id in fresh.by_venue}
+                self.status_unsupported &= set(fresh.open)
+
+            self.events.roll(carried, archive_to, inside=switch_over)
+        return day_open, positions
 
     # ---------------------------------------------------------------- gateway-initiated cancels
     def cancel_orders(self, pred: Any, why: str) -> int:
