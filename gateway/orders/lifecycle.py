@@ -1,7 +1,8 @@
-"""How events move the ledger and the risk state: one set of functions for live processing and for replay.
+"""How events move the ledger and the risk state: one set of transitions for live handling and for replay.
 
-Replaying the event log after a restart calls exactly what the live path called, in the same order, so
-positions, open orders and reservations come back as they were before the stop or the crash.
+The router builds each event, logs it and applies it with these functions; replaying the event log after a
+restart (replay_log) applies the same events with the same functions, so positions, open orders and
+reservations come back exactly as they were before the stop or the crash.
 """
 
 from __future__ import annotations
@@ -19,11 +20,54 @@ log = logging.getLogger("fixgw.lifecycle")
 
 
 class RiskHooks(Protocol):
-    def replay_sent(self, order: Order) -> int: ...
+    def reserve(self, session: str, account: str, symbol: str, side: str, ord_type: str, qty: float,
+                price: float) -> int: ...
     def apply(self, order: Order, req: Request, ev: Event) -> None: ...
     def apply_admin(self, ev: Admin) -> None: ...
     def restore(self, ev: Event) -> None: ...
     def restore_order(self, order: Order, pending: Request | None) -> int: ...
+
+
+def apply_new(ledger: Ledger, risk: RiskHooks | None, ev: NewOrder) -> Order:
+    """A new order accepted and sent: its worst case reserved, then into the ledger (a reservation that fails
+    leaves the ledger as it was)."""
+    price = math.nan if ev.px is None else ev.px
+    slot = (risk.reserve(ev.session, ev.account, ev.symbol, ev.side, ev.ord_type, ev.qty, price)
+            if risk is not None else -1)
+    return ledger.add_new(ev.session, ev.cl_ord_id, ev.venue_cl_ord_id, ev.account, ev.symbol, ev.side,
+                          ev.ord_type, ev.qty, price, slot, ev.tif)
+
+
+def apply_amend(ledger: Ledger, risk: RiskHooks | None, ev: AmendRequest) -> Request:
+    """A replace or cancel accepted and sent (the client's, or the gateway's own cancel)."""
+    order = ledger.orders[ev.number]
+    price = math.nan if ev.px is None else ev.px
+    req = ledger.add_request(order, ev.kind, ev.cl_ord_id, ev.orig_cl_ord_id, ev.venue_cl_ord_id, ev.qty or 0.0,
+                             price)
+    if risk is not None:
+        risk.apply(order, req, ev)
+    return req
+
+
+def apply_report(ledger: Ledger, risk: RiskHooks | None, req: Request,
+                 ev: Execution | CancelRejected | Undelivered) -> None:
+    """The venue's answer to a request: an execution report, a cancel reject, or that it never took effect."""
+    if isinstance(ev, Execution):
+        if risk is not None:  # risk sees an execution before the ledger moves: a bust needs the fill it undoes
+            risk.apply(req.order, req, ev)
+        apply_execution(ledger, req, ev)
+        return
+    if isinstance(ev, CancelRejected):
+        apply_cancel_reject(ledger, req, ev)
+    else:
+        apply_undelivered(ledger, req, ev)
+    if risk is not None:
+        risk.apply(req.order, req, ev)
+
+
+def apply_rejected(ledger: Ledger, ev: Rejected) -> None:
+    """A rejected request still used its ClOrdID: a second use is a duplicate, after a restart too."""
+    ledger.rejected_ids.add((ev.session, ev.cl_ord_id))
 
 
 def apply_execution(ledger: Ledger, req: Request, ev: Execution) -> None:
@@ -79,29 +123,11 @@ def replay_log(events: Iterable[AnyEvent], ledger: Ledger, risk: RiskHooks | Non
     for ev in events:
         n += 1
         if isinstance(ev, NewOrder):
-            price = math.nan if ev.px is None else ev.px
-            order = ledger.add_new(ev.session, ev.cl_ord_id, ev.venue_cl_ord_id, ev.account, ev.symbol, ev.side,
-                                   ev.ord_type, ev.qty, price, -1, ev.tif)
-            if risk is not None:
-                order.slot = risk.replay_sent(order)
+            apply_new(ledger, risk, ev)
         elif isinstance(ev, AmendRequest):
-            order = ledger.orders[ev.number]
-            price = math.nan if ev.px is None else ev.px
-            req = ledger.add_request(order, ev.kind, ev.cl_ord_id, ev.orig_cl_ord_id, ev.venue_cl_ord_id,
-                                     ev.qty or 0.0, price)
-            if risk is not None:
-                risk.apply(order, req, ev)
-        elif isinstance(ev, Execution):
-            req = ledger.by_venue[ev.venue_cl_ord_id]
-            # Same order as the live path (gateway.orders.router): risk sees an execution before the ledger moves.
-            if risk is not None:
-                risk.apply(req.order, req, ev)
-            apply_execution(ledger, req, ev)
-        elif isinstance(ev, (CancelRejected, Undelivered)):
-            req = ledger.by_venue[ev.venue_cl_ord_id]
-            (apply_cancel_reject if isinstance(ev, CancelRejected) else apply_undelivered)(ledger, req, ev)  # type: ignore[operator]
-            if risk is not None:
-                risk.apply(req.order, req, ev)
+            apply_amend(ledger, risk, ev)
+        elif isinstance(ev, (Execution, CancelRejected, Undelivered)):
+            apply_report(ledger, risk, ledger.by_venue[ev.venue_cl_ord_id], ev)
         elif isinstance(ev, Admin):
             if risk is not None and ev.action.split(" ")[0] in ("kill", "reduce_only"):
                 try:
@@ -109,8 +135,7 @@ def replay_log(events: Iterable[AnyEvent], ledger: Ledger, risk: RiskHooks | Non
                 except ValueError:
                     log.error("operator switch from the event log no longer applies", extra={"scope": ev.scope})
         elif isinstance(ev, Rejected):
-            # A rejected request still used its ClOrdID: a second use is a duplicate after a restart too.
-            ledger.rejected_ids.add((ev.session, ev.cl_ord_id))
+            apply_rejected(ledger, ev)
         elif isinstance(ev, CarriedOrder):  # carried from the previous trading day
             order, pending = restore_order(ledger, ev)
             if risk is not None:

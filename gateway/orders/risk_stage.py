@@ -76,16 +76,12 @@ class RiskStage:
                         extra={"session": session, "value": d.value, "limit": d.limit})
 
     # ---------------------------------------------------------------- lifecycle
-    def on_sent(self, o: NewOrder) -> int:
+    def reserve(self, session: str, account: str, symbol: str, side: str, ord_type: str, qty: float,
+                price: float) -> int:
+        """Reserve an accepted new order's worst case (live and on replay); returns its slot."""
         e = self.engine
-        return e.on_sent(e.account_index(o.account), e.instrument_index(o.symbol), SIDE[o.side], o.qty,
-                         None if o.ord_type == "1" else o.price, self.session_idx[o.session])
-
-    def replay_sent(self, order: Order) -> int:
-        e = self.engine
-        return e.on_sent(e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side],
-                         order.qty, None if order.ord_type == "1" else order.price,
-                         self.session_idx.get(order.session, 0))
+        return e.on_sent(e.account_index(account), e.instrument_index(symbol), SIDE[side], qty,
+                         None if ord_type == "1" else price, self.session_idx.get(session, 0))
 
     def apply(self, order: Order, req: Request, ev: ev_.Event) -> None:
         """Move the risk state by one event. A failure here is logged loudly; the event itself is kept."""

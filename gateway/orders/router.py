@@ -28,7 +28,7 @@ from gateway.events import schema
 from gateway.events.log import EventLog
 from gateway.orders.ledger import DONE_STATUSES, PENDING_NEW, REJECTED, Ledger, Order, Request
 from gateway.orders import trading_day as td
-from gateway.orders.lifecycle import apply_cancel_reject, apply_execution, apply_undelivered, replay_log
+from gateway.orders.lifecycle import apply_amend, apply_new, apply_rejected, apply_report, replay_log
 
 log = logging.getLogger("fixgw.router")
 T = TypeVar("T")
@@ -72,7 +72,8 @@ class RiskChecks(Protocol):
     def check_new(self, o: NewOrder, duplicate: bool) -> Verdict: ...
     def check_replace(self, order: Order, qty: float, price: float, session: str) -> Verdict: ...
     def count_message(self, session: str) -> None: ...
-    def on_sent(self, o: NewOrder) -> int: ...
+    def reserve(self, session: str, account: str, symbol: str, side: str, ord_type: str, qty: float,
+                price: float) -> int: ...
     def apply(self, order: Order, req: Request, ev: schema.Event) -> None: ...
     # the control plane's changes, made through the router (the state's owner)
     fills: dict[str, tuple[float, float, int]]
@@ -238,15 +239,15 @@ class Router:
                                                                                            verdict.detail))
                 order = None
             else:
-                slot = self.risk.on_sent(o) if self.risk is not None else -1
                 venue_cl = self._next_venue_id()
-                order = self.ledger.add_new(skey, o.cl_ord_id, venue_cl, o.account, o.symbol, o.side, o.ord_type,
-                                            o.qty, o.price, slot, tif)
-                self.events.append(schema.NewOrder(
+                ev = schema.NewOrder(
                     request=self.ledger.next_request, session=skey, cl_ord_id=o.cl_ord_id, venue_cl_ord_id=venue_cl,
-                    number=order.number, account=o.account, symbol=o.symbol, side=o.side, ord_type=o.ord_type,
-                    qty=o.qty, px=_num(o.price), warnings=verdict.warnings, limits_version=self._limits_version,
-                    check_ns=ck, ts=time.time_ns(), account_defaulted=1 if defaulted else 0, tif=tif))
+                    number=self.ledger.next_number, account=o.account, symbol=o.symbol, side=o.side,
+                    ord_type=o.ord_type, qty=o.qty, px=_num(o.price), warnings=verdict.warnings,
+                    limits_version=self._limits_version, check_ns=ck, ts=time.time_ns(),
+                    account_defaulted=1 if defaulted else 0, tif=tif)
+                order = apply_new(self.ledger, self.risk, ev)  # a reservation that fails logs nothing
+                self.events.append(ev)
         if order is None:
             self._send_client(reply, skey)
             return
@@ -370,15 +371,13 @@ class Router:
                        price: float, verdict: Verdict, ck: int) -> fm.Message:
         """Record an accepted replace/cancel (under the lock) and build the venue's copy of it."""
         venue_cl = self._next_venue_id()
-        req = self.ledger.add_request(order, kind, cl, orig, venue_cl, qty, price)
         ev = (schema.Replace if kind == "G" else schema.Cancel)(
             request=self.ledger.next_request, session=order.session, cl_ord_id=cl, orig_cl_ord_id=orig,
             venue_cl_ord_id=venue_cl, number=order.number, account=order.account, symbol=order.symbol,
             side=order.side, qty=_num(qty), px=_num(price), warnings=verdict.warnings,
             limits_version=self._limits_version, check_ns=ck, ts=time.time_ns())
         self.events.append(ev)
-        if self.risk is not None:
-            self.risk.apply(order, req, ev)
+        req = apply_amend(self.ledger, self.risk, ev)
         out = fm.copy_for_forwarding(msg)
         out.setField(fm.CL_ORD_ID, venue_cl)
         out.setField(fm.ORIG_CL_ORD_ID, req.venue_orig_cl_ord_id)
@@ -574,9 +573,7 @@ class Router:
                                 orig_cl_ord_id=req.orig_cl_ord_id, account=order.account, symbol=order.symbol,
                                 side=order.side, ts=time.time_ns())
         self.events.append(ev)
-        apply_undelivered(self.ledger, req, ev)
-        if self.risk is not None:
-            self.risk.apply(order, req, ev)
+        apply_report(self.ledger, self.risk, req, ev)
         return ev
 
     def _refusal_reply(self, req: Request, code: str, detail: str) -> fm.Message | None:
@@ -625,9 +622,7 @@ class Router:
                     hdr = msg.getHeader()  # a resend's 52 is when it was re-sent; 122 when it was first sent
                     ev.sending_time = fm.get(hdr, fm.ORIG_SENDING_TIME) or fm.get(hdr, fm.SENDING_TIME)
                 self.events.append(ev)
-                if self.risk is not None:
-                    self.risk.apply(order, req, ev)  # before the ledger moves: busts need the fill being undone
-                apply_execution(self.ledger, req, ev)
+                apply_report(self.ledger, self.risk, req, ev)
                 out = self._client_copy(msg, req)
         self._send_client(out, skey)
 
@@ -654,9 +649,7 @@ class Router:
             ev = schema.CancelRejected(venue_cl_ord_id=venue_cl, number=req.order.number,
                                        ord_status=fm.get(msg, fm.ORD_STATUS), ts=time.time_ns())
             self.events.append(ev)
-            apply_cancel_reject(self.ledger, req, ev)
-            if self.risk is not None:
-                self.risk.apply(req.order, req, ev)
+            apply_report(self.ledger, self.risk, req, ev)
             out = fm.copy_for_forwarding(msg)
             out.setField(fm.CL_ORD_ID, req.cl_ord_id)
             out.setField(fm.ORIG_CL_ORD_ID, req.orig_cl_ord_id)
@@ -766,12 +759,13 @@ class Router:
                 if order.pending or not pred(order):
                     continue
                 venue_cl = self._next_venue_id()
-                req = self.ledger.add_request(order, "F", order.cl_ord_id, "", venue_cl)
-                self.events.append(schema.Cancel(
+                ev = schema.Cancel(
                     request=self.ledger.next_request, session=order.session, cl_ord_id=order.cl_ord_id,
                     orig_cl_ord_id="", venue_cl_ord_id=venue_cl, number=order.number, account=order.account,
                     symbol=order.symbol, side=order.side, qty=None, px=None, limits_version=self._limits_version,
-                    by="gateway", why=why, ts=time.time_ns()))
+                    by="gateway", why=why, ts=time.time_ns())
+                self.events.append(ev)
+                req = apply_amend(self.ledger, self.risk, ev)
                 m = fm.new_message("F")
                 for tag, val in ((fm.CL_ORD_ID, venue_cl), (fm.ORIG_CL_ORD_ID, req.venue_orig_cl_ord_id),
                                  (fm.SYMBOL, order.symbol), (fm.SIDE, order.side), (fm.ACCOUNT, order.account),
@@ -849,13 +843,13 @@ class Router:
 
     def _record_reject(self, kind: str, o: NewOrder, v: Verdict, orig: str = "", ck: int | None = None,
                        defaulted: bool = False) -> None:
-        self.ledger.rejected_ids.add((o.session, o.cl_ord_id))
         ev = schema.Rejected(request_kind=kind, session=o.session, cl_ord_id=o.cl_ord_id, orig_cl_ord_id=orig,
                              account=o.account, symbol=o.symbol, side=o.side, qty=_num(o.qty), px=_num(o.price),
                              code=v.code or "", detail=v.detail, value=_num(v.value), limit=_num(v.limit),
                              warnings=v.warnings, limits_version=self._limits_version, check_ns=ck,
                              ts=time.time_ns(), account_defaulted=1 if defaulted else 0)
         self.events.append(ev)
+        apply_rejected(self.ledger, ev)
 
     def _send_venue(self, msg: fm.Message) -> bool:
         sid = self.venue
