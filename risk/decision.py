@@ -4,9 +4,7 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import NamedTuple
 
-from risk.reasons import CATALOGUE, RUNBOOK_DIR
-
-TEXT_MAX = 150
+from risk.reasons import CATALOGUE, RUNBOOK_DIR, TEXT_MAX, fix_text
 
 
 class Outcome(IntEnum):
@@ -44,9 +42,8 @@ class Decision(NamedTuple):
     def text(self) -> str:
         """FIX Text(58): code, figures and the runbook page, kept under TEXT_MAX characters."""
         if self.outcome == Outcome.REJECT and self.code:
-            body = CATALOGUE[self.code].detail.format(value=self.value, limit=self.limit)
-            out = f"{self.code}: {body}; see {self.runbook}"
-        elif self.warnings:
+            return fix_text(self.code, CATALOGUE[self.code].detail.format(value=self.value, limit=self.limit))
+        if self.warnings:
             parts = [f"{c} {v:g}/{lim:g}" for c, v, lim in self.warnings]
             out = "WARN " + ", ".join(parts)
         else:

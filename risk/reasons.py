@@ -6,11 +6,24 @@ which only tracks the kernel's own source file, cannot hold a stale numbering.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from risk import kernel as K
 
 RUNBOOK_DIR = "docs/runbooks"
+TEXT_MAX = 150  # FIX Text(58): what strict counterparties display without cutting
+
+
+def fix_text(code: str, detail: str = "", value: float = math.nan, limit: float = math.nan) -> str:
+    """The one Text(58) of a reject: `CODE: detail (value X vs limit Y); see docs/runbooks/CODE.md`, the head
+    cut so that the runbook page always fits in TEXT_MAX characters."""
+    figures = ""
+    if not math.isnan(value) and not math.isnan(limit):
+        figures = f" (value {value:g} vs limit {limit:g})"
+    runbook = f"; see {RUNBOOK_DIR}/{code}.md"
+    head = f"{code}: {detail}{figures}" if detail else f"{code}{figures}"
+    return head[: TEXT_MAX - len(runbook)] + runbook
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,12 +1,11 @@
-"""How a reason code from the catalogue becomes FIX fields: OrdRejReason/CxlRejReason and a Text(58) string."""
+"""How a reason code from the catalogue becomes FIX fields: OrdRejReason/CxlRejReason and Text(58)."""
 
 from __future__ import annotations
 
-import math
-
 from risk.reasons import CATALOGUE
+from risk.reasons import fix_text as text  # the one Text(58) renderer, beside the catalogue it renders
 
-_MAX_TEXT = 150
+__all__ = ["cxl_rej_reason", "ord_rej_reason", "text"]
 
 
 def ord_rej_reason(code: str) -> int:
@@ -20,12 +19,3 @@ def cxl_rej_reason(code: str) -> int:
     r = CATALOGUE[code].cxl_rej_reason
     return 99 if r is None else r
 
-
-def text(code: str, detail: str = "", value: float = math.nan, limit: float = math.nan) -> str:
-    """`CODE: detail (value X > limit Y); see docs/runbooks/CODE.md`, cut to fit a FIX Text field."""
-    figures = ""
-    if not math.isnan(value) and not math.isnan(limit):
-        figures = f" (value {value:g} vs limit {limit:g})"
-    runbook = f"; see docs/runbooks/{code}.md"
-    head = f"{code}: {detail}{figures}" if detail else f"{code}{figures}"
-    return head[: _MAX_TEXT - len(runbook)] + runbook

@@ -7,7 +7,7 @@ See docs/reconciliation.md.
 """
 from gateway.recon.events import BreakOpened, BreakResolved, Event, UnknownFill, UnknownFillCovered
 from gateway.recon.fixlog import read_fills, reconcile_logs
-from gateway.recon.matcher import PositionDiff, Reconciler, replay
+from gateway.recon.matcher import PositionDiff, Reconciler, match_all
 from gateway.recon.model import (Break, BreakStatus, BreakType, FillRecord, FillView, LogProblem, from_fix,
                                  parse_utc_timestamp)
 from gateway.recon.report import ReconReport, reconcile_records, write_reports
@@ -18,5 +18,5 @@ __all__ = [
     "AddResult", "Break", "BreakOpened", "BreakResolved", "BreakStatus", "BreakType", "Event", "FillRecord",
     "FillView", "LogProblem", "PositionDiff", "ReconReport", "ReconService", "ReconStore", "Reconciler",
     "UnknownFill", "UnknownFillCovered", "from_fix", "parse_utc_timestamp", "read_fills", "reconcile_logs",
-    "reconcile_records", "replay", "write_reports",
+    "reconcile_records", "match_all", "write_reports",
 ]

@@ -418,7 +418,7 @@ class Reconciler:
         return BreakResolved(brk)
 
 
-def replay(reconciler: Reconciler, gateway_fills: list[FillRecord], dropcopy_fills: list[FillRecord]) -> list[Event]:
+def match_all(reconciler: Reconciler, gateway_fills: list[FillRecord], dropcopy_fills: list[FillRecord]) -> list[Event]:
     """Feed both sides in one receive-time order (gateway first on a tie, each side's own order kept):
     the single ordering used by batch reports and by a restart, so both reach the live state."""
     tagged = [(r.received_ns, 0, i, r) for i, r in enumerate(gateway_fills)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from gateway.recon.matcher import PositionDiff, Reconciler, replay
+from gateway.recon.matcher import PositionDiff, Reconciler, match_all
 from gateway.recon.model import Break, BreakType, FillRecord, FillView, LogProblem, format_ns, format_qty
 
 FORMATS = ("md", "csv", "json")
@@ -63,7 +63,7 @@ def reconcile_records(gateway_fills: Iterable[FillRecord], dropcopy_fills: Itera
     gw = [r for r in gw if r.trade_date == trade_date]
     dc = [r for r in dc if r.trade_date == trade_date]
     rec = Reconciler(grace_ns, price_tolerance, match_on_order)
-    replay(rec, gw, dc)
+    match_all(rec, gw, dc)
     rec.tick(as_of_ns)
     breaks = tuple(rec.breaks())
     messages, pending = rec.message_counts(), rec.pending_counts()

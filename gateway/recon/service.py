@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from gateway.recon.events import BreakOpened, BreakResolved, Event, UnknownFill, UnknownFillCovered
-from gateway.recon.matcher import Reconciler, replay
+from gateway.recon.matcher import Reconciler, match_all
 from gateway.recon.model import Break, BreakType, FillRecord, FixInput, Source, from_fix
 from gateway.recon.report import FORMATS, ReconReport, reconcile_records
 from gateway.recon.report import write_reports as _write_reports
@@ -154,7 +154,7 @@ class ReconService:
     def _load_day(self, trade_date: str, now_ns: int) -> list[Event]:
         rec = Reconciler(self.grace_ns, self.price_tolerance, self.match_on_order)
         gw, dc = self.store.load_day(trade_date, unsettled_only=True)
-        events = replay(rec, gw, dc) + rec.tick(now_ns)
+        events = match_all(rec, gw, dc) + rec.tick(now_ns)
         self._days[trade_date] = rec
         stored = {b.id: b for b in self.store.load_breaks(trade_date)}
         fresh = [e for e in events if self._is_fresh(e, stored)]

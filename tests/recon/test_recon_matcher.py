@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.recon.events import BreakOpened, BreakResolved, UnknownFill, UnknownFillCovered
-from gateway.recon.matcher import Reconciler, replay
+from gateway.recon.matcher import Reconciler, match_all
 from gateway.recon.model import Break, BreakStatus, BreakType, FillRecord
 from recon_testlib import AS_OF, GRACE, MS, SEC, T0, clean_day, copy, fill
 
@@ -18,7 +18,7 @@ B = BreakType
 
 def run(gw: list[FillRecord], dc: list[FillRecord], as_of: int = AS_OF, match_on_order: bool = False) -> Reconciler:
     rec = Reconciler(GRACE, match_on_order=match_on_order)
-    replay(rec, gw, dc)
+    match_all(rec, gw, dc)
     rec.tick(as_of)
     return rec
 

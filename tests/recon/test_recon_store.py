@@ -5,7 +5,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.recon.matcher import Reconciler, replay
+from gateway.recon.matcher import Reconciler, match_all
 from gateway.recon.model import BreakStatus
 from gateway.recon.store import AddResult, ReconStore
 from recon_testlib import DAY, GRACE, T0, clean_day, fill
@@ -36,7 +36,7 @@ def test_resend_is_idempotent_and_a_duplicate_is_kept(tmp_path: Path) -> None:
     assert [r.received_ns - T0 for r in dc] == [0, 10, 11, 2_000_000]
     # replaying the stored records classifies exactly as live: one break per duplicate, no resend break
     rec = Reconciler(GRACE)
-    replay(rec, gw, dc)
+    match_all(rec, gw, dc)
     assert [b.id for b in rec.breaks()] == ["DUPLICATE:dropcopy:E1:F:1", "DUPLICATE:dropcopy:E1:F:2"]
 
 
