@@ -185,3 +185,20 @@ def build(cfg: RiskConfig, n_sessions: int, max_orders: int) -> tuple[np.ndarray
     free[1:] = np.arange(max_orders - 1, -1, -1)  # slot 0 is handed out first
     K.rebuild(f, ib)
     return f, ib
+
+
+def ring_times(ring: np.ndarray) -> np.ndarray:
+    """The timestamps a rate-window ring holds, oldest first."""
+    cap = ring.shape[0] - 2
+    n, head = int(ring[0]), int(ring[1])
+    return np.array([ring[2 + (head - n + j) % cap] for j in range(n)], dtype=np.int64)
+
+
+def ring_fill(ring: np.ndarray, times: np.ndarray) -> None:
+    """Refill a rate-window ring with these timestamps (the newest that fit)."""
+    cap = ring.shape[0] - 2
+    times = times[-cap:]
+    ring[:] = 0
+    ring[2: 2 + len(times)] = times
+    ring[0] = len(times)
+    ring[1] = len(times) % cap
