@@ -195,6 +195,7 @@ class Gateway:
         self.recon_feed.start(self._rebuild_recon)
 
         client_app = App("clients", r.from_client, r.client_logon, self._client_logout)
+        r.watch_logons(client_app.session_keys)
         dict_dir = state / "quickfix" / "dictionaries"
         # Client sessions validate as the FIX session layer prescribes: a malformed message is answered with a
         # session Reject and never reaches the order path, let alone the venue.

@@ -8,6 +8,8 @@ from typing import Callable
 
 import quickfix as fix
 
+from gateway.fix.sessions import sid_key
+
 log = logging.getLogger("fixgw.fix")
 
 Handler = Callable[[fix.Message, fix.SessionID], None]
@@ -43,6 +45,11 @@ class App(fix.Application):
     def logged_on(self) -> list[str]:
         with self._cond:
             return sorted(self._sessions)
+
+    def session_keys(self) -> set[str]:
+        """The logged-on sessions by the gateway's key ("FIXGW->OMS1"): the one record of who is logged on."""
+        with self._cond:
+            return {sid_key(sid) for sid in self._sessions.values()}
 
     def logout_all(self, timeout: float = 5.0, reason: str = "") -> bool:
         """Send Logout on every logged-on session and wait for the counterparties' answers.

@@ -137,7 +137,8 @@ class Router:
         self.sent_seq: dict[int, Sent] = {}
         self.status_unsupported: set[int] = set()  # orders whose status request the venue refused
         self._alert = alert or (lambda code: None)
-        self.logged_on: set[str] = set()
+        # Who is logged on is kept by the client sessions' Application (watch_logons); nothing else keeps a copy.
+        self._logged_on: Callable[[], set[str]] = set
         self.venue: SessionID | None = None
         self.venue_up = False
         self.stopping = False
@@ -158,15 +159,21 @@ class Router:
         self.mirrored_exec_ids: set[str] = set()
 
     # ---------------------------------------------------------------- sessions
+    def watch_logons(self, logged_on: Callable[[], set[str]]) -> None:
+        """Where to ask which client sessions are logged on (the client Application's session_keys)."""
+        self._logged_on = logged_on
+
+    @property
+    def logged_on(self) -> set[str]:
+        return self._logged_on()
+
     def client_logon(self, sid: SessionID) -> None:
         key = sid_key(sid)
         self.clients[key] = copy_sid(sid)
-        self.logged_on.add(key)
         log.info("client session logged on", extra={"session": key})
 
     def client_logout(self, sid: SessionID) -> None:
         key = sid_key(sid)
-        self.logged_on.discard(key)
         log.info("client session logged out", extra={"session": key})
 
     def venue_logon(self, sid: SessionID) -> None:
@@ -916,7 +923,8 @@ class Router:
         if not self._ready:
             return 0
         n = 0
-        for k in [k for k in list(self._ready) if k in self.logged_on]:
+        up = self.logged_on
+        for k in [k for k in list(self._ready) if k in up]:
             while True:  # sent outside the lock (sendToTarget takes the session's mutex); a report made
                 with self._held_lock:  # meanwhile joins the next batch, so none overtakes those that waited
                     batch = self._held.get(k)
