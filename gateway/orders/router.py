@@ -219,16 +219,16 @@ class Router:
             raise fm.UnsupportedMessageType()
 
     def _new_order(self, msg: fm.Message, skey: str) -> None:
-        account = fm.get(msg, fm.ACCOUNT)
+        f = fm.to_dict(msg)
+        account = f.get(fm.ACCOUNT, "")
         defaulted = account == "" and skey in self.default_account
         if defaulted:
             account = self.default_account[skey]
-        o = NewOrder(skey, msg.getField(fm.CL_ORD_ID), account, msg.getField(fm.SYMBOL),
-                     msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
-                     fm.get_float(msg, fm.PRICE))
-        if self._already_decided(msg, skey, o.cl_ord_id):
+        o = NewOrder(skey, fm.need(f, fm.CL_ORD_ID), account, fm.need(f, fm.SYMBOL), fm.need(f, fm.SIDE),
+                     fm.need(f, fm.ORD_TYPE), fm.num(f, fm.ORDER_QTY), fm.num(f, fm.PRICE))
+        if f.get(fm.POSS_DUP) == "Y" and self._already_decided(skey, o.cl_ord_id):
             return
-        tif = fm.get(msg, fm.TIME_IN_FORCE)
+        tif = f.get(fm.TIME_IN_FORCE, "")
         with self.lock:
             t0 = time.perf_counter_ns()
             duplicate = self.ledger.is_duplicate(skey, o.cl_ord_id)
@@ -302,7 +302,7 @@ class Router:
     def _replace(self, msg: fm.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
         qty, price = fm.get_float(msg, fm.ORDER_QTY), fm.get_float(msg, fm.PRICE)
-        if self._already_decided(msg, skey, cl):
+        if _poss_dup(msg) and self._already_decided(skey, cl):
             return
         with self.lock:
             t0 = time.perf_counter_ns()
@@ -325,8 +325,9 @@ class Router:
                 out = self._forward_amend(msg, order, "G", cl, orig, qty, price, verdict, ck)
         self._deliver(out, reply, skey)
 
-    def _already_decided(self, msg: fm.Message, skey: str, cl: str) -> bool:
-        if _poss_dup(msg) and self.ledger.is_duplicate(skey, cl):
+    def _already_decided(self, skey: str, cl: str) -> bool:
+        """A resend (PossDupFlag=Y) of a request already decided must not be decided again (FIX: ignore it)."""
+        if self.ledger.is_duplicate(skey, cl):
             log.info("resent request already decided: ignored", extra={"session": skey, "cl_ord_id": cl})
             return True
         return False
@@ -349,7 +350,7 @@ class Router:
 
     def _cancel(self, msg: fm.Message, skey: str) -> None:
         cl, orig = msg.getField(fm.CL_ORD_ID), msg.getField(fm.ORIG_CL_ORD_ID)
-        if self._already_decided(msg, skey, cl):
+        if _poss_dup(msg) and self._already_decided(skey, cl):
             return
         with self.lock:
             t0 = time.perf_counter_ns()
@@ -594,9 +595,10 @@ class Router:
                                    Verdict(code, detail))
 
     def _execution_report(self, msg: fm.Message) -> None:
-        venue_cl = fm.get(msg, fm.CL_ORD_ID)
-        exec_type = msg.getField(fm.EXEC_TYPE)
-        exec_id = msg.getField(fm.EXEC_ID)
+        f = fm.to_dict(msg)
+        venue_cl = f.get(fm.CL_ORD_ID, "")
+        exec_type = fm.need(f, fm.EXEC_TYPE)
+        exec_id = fm.need(f, fm.EXEC_ID)
         with self.lock:
             req = self.ledger.by_venue.get(venue_cl)
             if req is None:
@@ -618,16 +620,16 @@ class Router:
             else:
                 ev = schema.Execution(
                     venue_cl_ord_id=venue_cl, number=order.number, exec_type=exec_type, exec_id=exec_id,
-                    ord_status=msg.getField(fm.ORD_STATUS), order_id=fm.get(msg, fm.ORDER_ID),
-                    last_qty=_num(fm.get_float(msg, fm.LAST_QTY)), last_px=_num(fm.get_float(msg, fm.LAST_PX)),
-                    cum_qty=_num(fm.get_float(msg, fm.CUM_QTY)), avg_px=_num(fm.get_float(msg, fm.AVG_PX)),
-                    exec_ref_id=fm.get(msg, fm.EXEC_REF_ID), session=skey, account=order.account,
+                    ord_status=fm.need(f, fm.ORD_STATUS), order_id=f.get(fm.ORDER_ID, ""),
+                    last_qty=_num(fm.num(f, fm.LAST_QTY)), last_px=_num(fm.num(f, fm.LAST_PX)),
+                    cum_qty=_num(fm.num(f, fm.CUM_QTY)), avg_px=_num(fm.num(f, fm.AVG_PX)),
+                    exec_ref_id=f.get(fm.EXEC_REF_ID, ""), session=skey, account=order.account,
                     symbol=order.symbol, side=order.side, cl_ord_id=req.cl_ord_id, ts=time.time_ns())
                 if ev.is_fill:  # what reconciliation needs to date the trade
-                    ev.transact_time = fm.get(msg, fm.TRANSACT_TIME)
-                    ev.trade_date = fm.get(msg, fm.TRADE_DATE)
-                    hdr = msg.getHeader()  # a resend's 52 is when it was re-sent; 122 when it was first sent
-                    ev.sending_time = fm.get(hdr, fm.ORIG_SENDING_TIME) or fm.get(hdr, fm.SENDING_TIME)
+                    ev.transact_time = f.get(fm.TRANSACT_TIME, "")
+                    ev.trade_date = f.get(fm.TRADE_DATE, "")
+                    # a resend's 52 is when it was re-sent; 122 when it was first sent
+                    ev.sending_time = f.get(fm.ORIG_SENDING_TIME) or f.get(fm.SENDING_TIME, "")
                 self.events.append(ev)
                 apply_report(self.ledger, self.risk, req, ev)
                 out = self._client_copy(msg, req)
