@@ -16,7 +16,7 @@ import numpy as np
 from config.risk_models import RiskConfig
 from gateway.events import schema as ev_
 from gateway.orders.ledger import Order, Request
-from gateway.orders.router import NewOrder, Verdict
+from gateway.orders.requests import NewOrder, Verdict
 from risk.decision import Decision, Outcome
 from risk.engine import RiskEngine, UnknownSlot
 from risk.reasons import CATALOGUE
