@@ -200,7 +200,7 @@ class Gateway:
         # Client sessions validate as the FIX session layer prescribes: a malformed message is answered with a
         # session Reject and never reaches the order path, let alone the venue.
         specs = [session_spec(c, c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s, strict=True)
-                    for c in acc.clients]
+                 for c in acc.clients]
         text = qs.render("acceptor", specs, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses, dict_dir=dict_dir)
         acceptor = self._engine("clients", "acceptor", client_app, state / "quickfix" / "clients.cfg",
