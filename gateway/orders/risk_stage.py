@@ -166,10 +166,8 @@ class RiskStage:
             return
         leaves = order.qty - float(cum)
         if leaves > 0:
-            e = self.engine
-            order.slot = e.on_sent(e.account_index(order.account), e.instrument_index(order.symbol), SIDE[order.side],
-                                   leaves, None if order.ord_type == "1" else order.price,
-                                   self.session_idx.get(order.session, 0))
+            order.slot = self.reserve(order.session, order.account, order.symbol, order.side, order.ord_type, leaves,
+                                      order.price)
 
     def _position(self, order: Order, ev: ev_.Execution, why: str) -> None:
         e = self.engine
