@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.events.schema import Event as LogEvent
-from gateway.events.schema import Execution
+from gateway.events.schema import FILL_EXEC_TYPES, Execution
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
 from gateway.recon.model import FillRecord
@@ -98,7 +98,7 @@ class ReconFeed:
     def on_dropcopy(self, tags: dict[int, str]) -> None:
         """A drop-copy ExecutionReport as {tag: value}, header included (52 SendingTime dates a fill
         without TransactTime)."""
-        if self.enabled and tags.get(150) in ("F", "G", "H"):
+        if self.enabled and tags.get(150) in FILL_EXEC_TYPES:
             with self._cond:
                 self._submitted += 1
             self._queue.put(("dropcopy", tags, time.time_ns()))

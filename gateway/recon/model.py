@@ -15,9 +15,10 @@ from typing import Literal, Mapping, Union
 
 import simplefix
 
+from gateway.events.schema import FILL_EXEC_TYPES  # one definition for the log and the reconciliation
+
 Source = Literal["gateway", "dropcopy"]
 SOURCES: tuple[Source, Source] = ("gateway", "dropcopy")
-FILL_EXEC_TYPES = frozenset({"F", "G", "H"})
 # Buy-like sides add to the position, sell-like sides subtract. Cross/undisclosed sides carry no direction a
 # position could use, so they are refused at parse time rather than silently counted as zero.
 BUY_SIDES = frozenset({"1", "3"})
