@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
+from gateway.events.batching import gather
 from gateway.events.schema import (Admin, Cancel, DayStart, Event, Execution, NewOrder, Rejected, Replace,
                                    Undelivered)
 
@@ -144,16 +145,7 @@ class Journal:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            # Let a batch gather: one transaction and one GIL hand-off per 20 ms rather than per event
-            # keeps this thread from competing with the message threads. Nothing waits on the journal.
-            if not self._stopping.is_set():
-                self._stopping.wait(BATCH_S)
-            while len(batch) < 4096:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = gather(self._queue, self._stopping, BATCH_S, 4096)  # nothing waits on the journal
             stop = any(ev is _STOP for ev in batch)
             rows = [r for ev in batch if ev is not _STOP and (r := project(ev)) is not None]
             try:

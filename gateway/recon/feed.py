@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from gateway.events.schema import Event as LogEvent
+from gateway.events.batching import gather
 from gateway.events.schema import FILL_EXEC_TYPES, Execution
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
@@ -138,14 +139,7 @@ class ReconFeed:
                 log.exception("reconciliation could not rebuild its state after the start")
         self.rebuilt.set()
         while True:
-            items = [self._queue.get()]
-            if items[0] is not _STOP and not self._stopping.is_set():
-                self._stopping.wait(BATCH_S)
-            while len(items) < BATCH_MAX:
-                try:
-                    items.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            items = gather(self._queue, self._stopping, BATCH_S, BATCH_MAX)  # stop() sets _stopping first
             work = [it for it in items if it is not _STOP]
             self._process(work)
             with self._cond:
