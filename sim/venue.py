@@ -1,5 +1,6 @@
 """A venue simulator on a real QuickFIX acceptor: acks, fills, cancels, replaces and rejects by rules,
-and sends a copy of every fill on a separate drop-copy session, as real venues do.
+and sends a copy of every fill on a separate drop-copy session, as real venues do. Market data (quotes, trades,
+trading halts) goes out on market-data sessions of their own: see sim/market_data.py.
 
 At its session end (`session_end`, or `VenueSim.end_of_day()` on cue) it expires the open orders that do not
 outlive the session (DAY and the like; GTD on its expiry; GTC never) with an unsolicited ExecutionReport
@@ -28,6 +29,7 @@ from config.errors import ConfigError
 from gateway.fix import messages as fm
 from gateway.fix import settings as qs
 from gateway.fix.application import App
+from sim.market_data import MarketDataFeed
 
 log = logging.getLogger("fixgw.venue_sim")
 
@@ -74,10 +76,15 @@ class DropCopyFault(_Strict):
 class SimConfig(_Strict):
     port: Annotated[int, Field(ge=1, le=65535)]
     dropcopy_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    marketdata_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     state_dir: Path = Path("var/venue-sim")
     heartbeat_s: int = 30
     sessions: list[SimSession] = Field(min_length=1)
     dropcopy: list[SimSession] = Field(default_factory=list)
+    # Market-data sessions (sim/market_data.py): quotes start at `prices` (bid/ask = last -/+ 0.01).
+    marketdata: list[SimSession] = Field(default_factory=list)
+    # > 0: every subscribed symbol's current quote is re-published this often; 0: only when it changes.
+    md_interval_s: Annotated[float, Field(ge=0)] = 0.0
     rules: list[Rule] = Field(default_factory=lambda: [Rule()])
     prices: dict[str, float] = Field(default_factory=dict)  # fill price of market orders, per symbol
     default_price: float = 100.0
@@ -186,6 +193,8 @@ class VenueSim:
         self._exec_ids = (f"E{boot}-{n}" for n in itertools.count(1))
         self._acceptor: fix.ThreadedSocketAcceptor | None = None
         self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
+        self._md = MarketDataFeed([fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id)
+                                   for s in self.cfg.marketdata], self.cfg.prices, self.cfg.md_interval_s)
         self.logon_event = threading.Event()
         self._fault_hits: dict[int, int] = {}
         self._done: dict[str, None] = {}  # current ClOrdIDs of the done orders in `orders`, oldest first
@@ -200,12 +209,16 @@ class VenueSim:
         dc_port = self.cfg.dropcopy_port or self.cfg.port
         sessions += [qs.SessionSpec(s.sender_comp_id, s.target_comp_id, heartbeat_s=self.cfg.heartbeat_s,
                                     accept_port=dc_port) for s in self.cfg.dropcopy]
+        md_port = self.cfg.marketdata_port or self.cfg.port
+        sessions += [qs.SessionSpec(s.sender_comp_id, s.target_comp_id, heartbeat_s=self.cfg.heartbeat_s,
+                                    accept_port=md_port) for s in self.cfg.marketdata]
         text = qs.render("acceptor", sessions, state / "store", state / "fixlog", accept_port=self.cfg.port)
         settings = qs.write_settings(state / "quickfix" / "venue-sim.cfg", text)
         self._app = App("venue-sim", self._on_message, self._on_logon, self._on_logout)
         self._acceptor = fix.ThreadedSocketAcceptor(self._app, fix.FileStoreFactory(settings), settings,
                                             fix.FileLogFactory(settings))
         self._acceptor.start()
+        self._md.start()
         if self.cfg.session_end and self._timer is None:
             self._stop_timer.clear()
             self._timer = threading.Thread(target=self._session_end_loop, args=(self.cfg.session_end,),
@@ -218,6 +231,7 @@ class VenueSim:
             self._stop_timer.set()
             self._timer.join(5)
             self._timer = None
+        self._md.stop()
         if self._acceptor is not None:
             self._app.logout_all()
             self._acceptor.stop()
@@ -229,6 +243,7 @@ class VenueSim:
 
     def _on_logout(self, sid: fix.SessionID) -> None:
         self.logged_on.discard(sid.getTargetCompID().getValue())
+        self._md.on_logout(sid)  # subscriptions end with their session
 
     # ---------------------------------------------------------------- behaviour
     def _rule(self, account: str, symbol: str, side: str) -> Rule:
@@ -239,6 +254,9 @@ class VenueSim:
         return Rule()
 
     def _on_message(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        if self._md.owns(sid):
+            self._md.on_message(msg, sid)  # V and e only; the order book's lock is not needed
+            return
         if sid.getSenderCompID().getValue() not in {s.sender_comp_id for s in self.cfg.sessions}:
             raise fix.UnsupportedMessageType()  # nothing is accepted on the drop-copy session
         t = msg.getHeader().getField(fm.MSG_TYPE)
@@ -260,6 +278,10 @@ class VenueSim:
                      msg.getField(fm.SIDE), msg.getField(fm.ORD_TYPE), fm.get_float(msg, fm.ORDER_QTY),
                      fm.get_float(msg, fm.PRICE), tif=fm.get(msg, fm.TIME_IN_FORCE),
                      expire_date=fm.get(msg, EXPIRE_DATE), expire_time=fm.get(msg, EXPIRE_TIME))
+        if self._md.is_halted(o.symbol):
+            o.status = "8"
+            self._report(o, "8", text="venue: trading halt", rej_reason=2)  # OrdRejReason 2: exchange closed
+            return
         rule = self._rule(o.account, o.symbol, o.side)
         if rule.action == "session_reject":
             raise fix.IncorrectTagValue(fm.SYMBOL)  # QuickFIX answers 35=3, RefSeqNum = this message's
@@ -293,6 +315,7 @@ class VenueSim:
         o.notional += qty * px
         o.status = "2" if o.cum_qty >= o.qty else "1"
         er = self._report(o, "F", last_qty=qty, last_px=px)
+        self._md.on_trade(o.symbol, px, qty)
         self.fills.append({"exec_id": er.getField(fm.EXEC_ID), "cl_ord_id": o.cl_ord_id, "order_id": o.order_id,
                            "qty": qty, "px": px, "side": o.side, "symbol": o.symbol, "account": o.account})
         self._drop_copy(er, o)
@@ -398,6 +421,24 @@ class VenueSim:
         with self.lock:
             o = self.orders[cl_ord_id]
             self._fill(o, o.leaves if qty is None else qty)
+
+    # ---------------------------------------------------------------- market data (sim/market_data.py)
+    def set_quote(self, symbol: str, bid: float | None = None, ask: float | None = None,
+                  last: float | None = None) -> None:
+        """Move a symbol's quote; subscribers get the entries given as an incremental refresh."""
+        self._md.set_quote(symbol, bid, ask, last)
+
+    def pause_market_data(self, paused: bool) -> None:
+        """Stop (True) or restart (False) publishing incrementals; requests are still answered."""
+        self._md.pause(paused)
+
+    def halt(self, symbol: str, text: str = "") -> None:
+        """Trading halt: SecurityStatus 326=2 to the market-data sessions; new orders in it are rejected."""
+        self._md.halt(symbol, text)
+
+    def resume(self, symbol: str, text: str = "") -> None:
+        """End of a halt: SecurityStatus 326=3, and orders in the symbol are accepted again."""
+        self._md.resume(symbol, text)
 
     def bust(self, exec_id: str) -> None:
         """Trade cancel (ExecType H) of an earlier fill, on the order session and the drop copy."""
