@@ -154,6 +154,8 @@ class RiskConfig(BaseModel):
     scenarios: np.ndarray | None = None  # (n_scenarios, n_instruments) returns, instrument order
     limits_version: str = ""
     sources: dict[str, str] = {}
+    # Short-sale locates for the day: (account, symbol) -> shares located (risk.controls)
+    locates: dict[tuple[str, str], float] = {}
 
     @property
     def restricted(self) -> frozenset[str]:
@@ -364,8 +366,42 @@ def _scenarios(path: Path, raw: bytes, symbols: list[str]) -> np.ndarray:
     return np.asarray(data, dtype=np.float64)
 
 
+LOCATE_COLUMNS = ("account", "symbol", "quantity")
+
+
+def _locates_csv(path: Path, raw: bytes, accounts: set[str], symbols: set[str]) -> dict[tuple[str, str], float]:
+    """account,symbol,quantity rows; an account or symbol the risk files do not know is an error, not a locate
+    that silently never applies."""
+    try:
+        reader = csv.DictReader(raw.decode("utf-8").splitlines())
+        rows = list(reader)
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), "<syntax>", str(e)) from e
+    if tuple(reader.fieldnames or ()) != LOCATE_COLUMNS:
+        raise ConfigError(str(path), "<header>", f"the header must be {','.join(LOCATE_COLUMNS)}")
+    out: dict[tuple[str, str], float] = {}
+    for n, row in enumerate(rows):
+        if None in row:
+            raise ConfigError(str(path), f"row {n + 1}", "more cells than header columns")
+        acc, sym, qty_text = (row[c].strip() if row[c] else "" for c in LOCATE_COLUMNS)
+        if acc not in accounts:
+            raise ConfigError(str(path), f"row {n + 1}.account", f"unknown account {acc!r}")
+        if sym not in symbols:
+            raise ConfigError(str(path), f"row {n + 1}.symbol", f"unknown symbol {sym!r}")
+        try:
+            qty = float(qty_text)
+        except ValueError:
+            raise ConfigError(str(path), f"row {n + 1}.quantity", f"not a number: {qty_text!r}") from None
+        if not (qty >= 0) or math.isinf(qty):
+            raise ConfigError(str(path), f"row {n + 1}.quantity", "must be a finite number >= 0")
+        if (acc, sym) in out:
+            raise ConfigError(str(path), f"row {n + 1}", f"{acc}/{sym} is listed twice")
+        out[(acc, sym)] = qty
+    return out
+
+
 def load_risk_config(instruments_path: str | Path, accounts_path: str | Path, limits_path: str | Path,
-                     scenarios_path: str | Path | None = None) -> RiskConfig:
+                     scenarios_path: str | Path | None = None, locates_path: str | Path | None = None) -> RiskConfig:
     """Load and cross-check the risk files; limits_version hashes their contents (audit journal)."""
     ip, ap, lp = Path(instruments_path), Path(accounts_path), Path(limits_path)
     raws = [_read(ip), _read(ap), _read(lp)]
@@ -379,4 +415,12 @@ def load_risk_config(instruments_path: str | Path, accounts_path: str | Path, li
         raws.append(_read(sp))
         sources["scenarios"] = str(sp)
         scen = _scenarios(sp, raws[-1], [str(r.get("symbol", "")) for r in instruments])
-    return risk_config_from_data(instruments, accounts, limits, scen, sources, _version(raws))
+    locates: dict[tuple[str, str], float] = {}
+    if locates_path is not None:
+        lo = Path(locates_path)
+        raws.append(b"locates:" + _read(lo))  # a locate file must not hash like a scenario file
+        sources["locates"] = str(lo)
+        locates = _locates_csv(lo, raws[-1][len(b"locates:"):], {str(a.get("name", "")) for a in accounts},
+                               {str(r.get("symbol", "")) for r in instruments})
+    cfg = risk_config_from_data(instruments, accounts, limits, scen, sources, _version(raws))
+    return cfg.model_copy(update={"locates": locates}) if locates else cfg

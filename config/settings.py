@@ -120,6 +120,8 @@ class RiskFiles(_Strict):
     # Start-of-day positions and cash (CSV: account,symbol,quantity,average_price); read when a day begins
     # without a snapshot of the previous one, and compared with the snapshot at every rollover.
     positions: Path | None = None
+    # Short-sale locates for the trading day (CSV: account,symbol,quantity); see [controls.short_sale].
+    locates: Path | None = None
 
 
 class ReconSettings(_Strict):
@@ -147,6 +149,75 @@ class TradingDaySettings(_Strict):
 class MetricsSettings(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 0  # 0: no metrics endpoint
     host: str = "127.0.0.1"
+
+
+class SelfMatchGroup(_Strict):
+    """Accounts that count as one owner for self-match prevention (a desk, a firm's house accounts)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    accounts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    action: Literal["reject_new", "cancel_resting"] | None = None  # None: the [controls.self_match] action
+
+
+class SelfMatchSettings(_Strict):
+    """A new order that would trade against a resting order of the same owner: refuse it, or cancel the resting
+    one first (CME's SMP). The owner is the client's SMP identifier when the order carries one, else the
+    account's group, else the account."""
+
+    enabled: bool = False
+    action: Literal["reject_new", "cancel_resting"] = "reject_new"
+    smp_id_tag: ExtraTag | None = None  # e.g. 7928 (CME's SelfMatchPreventionID)
+    groups: list[SelfMatchGroup] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_group_per_account(self) -> "SelfMatchSettings":
+        seen: dict[str, str] = {}
+        for g in self.groups:
+            for a in g.accounts:
+                if a in seen:
+                    raise ValueError(f"account {a!r} is in self-match groups {seen[a]!r} and {g.name!r}")
+                seen[a] = g.name
+        return self
+
+
+class ShortSaleSettings(_Strict):
+    """SellShort (54=5) needs a locate: a locate ID in `locate_tag`, or quantity left in the locate file
+    ([risk] locates). SellShortExempt (54=6) is not accepted by the gateway at all."""
+
+    require_locate: bool = False
+    locate_tag: ExtraTag | None = None  # e.g. 5700: the client's locate ID from its stock-loan desk
+
+
+class BreakerSettings(_Strict):
+    """Circuit breakers that trip by themselves and stay tripped until an operator clears them. 0: off."""
+
+    reject_storm_count: Annotated[int, Field(ge=0)] = 0  # more rejects than this in the window, per session/account
+    reject_storm_window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    # The session throttle ([limits] message rate) rejects above one rate; above this higher one the session is
+    # logged out, its open orders cancelled, and it stays out until the breaker is cleared.
+    message_storm_count: Annotated[int, Field(ge=0)] = 0
+    message_storm_window_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    # RTS 6 15(3): more fills than this in one instrument and side within the window blocks the strategy (the
+    # account when the order names none).
+    repeated_exec_count: Annotated[int, Field(ge=0)] = 0
+    repeated_exec_window_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+
+
+class ControlsSettings(_Strict):
+    """The controls beyond limits (docs/controls.md): who sent an order, and what stops it."""
+
+    # The trader of an order: a Parties entry with this PartyRole (12 = executing trader) when set and present,
+    # else SenderSubID(50).
+    trader_party_role: Annotated[int, Field(ge=1, le=999)] | None = None
+    strategy_tag: ExtraTag | None = None  # e.g. 7940: the algorithm / strategy identifier
+    self_match: SelfMatchSettings = SelfMatchSettings()
+    short_sale: ShortSaleSettings = ShortSaleSettings()
+    breakers: BreakerSettings = BreakerSettings()
+
+    def user_tags(self) -> list[int]:
+        """The tags the controls read that FIX leaves to bilateral agreement: every client dictionary has them."""
+        tags = (self.strategy_tag, self.self_match.smp_id_tag, self.short_sale.locate_tag)
+        return sorted({t for t in tags if t is not None and t >= 5000})
 
 
 class GatewaySettings(_Strict):
@@ -178,12 +249,23 @@ class GatewayConfig(_Strict):
     reconciliation: ReconSettings = ReconSettings()
     trading_day: TradingDaySettings = TradingDaySettings()
     metrics: MetricsSettings = MetricsSettings()
+    controls: ControlsSettings = ControlsSettings()
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> "GatewayConfig":
         if self.venue.port == self.acceptor.port:
             raise ValueError("venue.port equals acceptor.port: the gateway would connect to itself")
+        return self
+
+    @model_validator(mode="after")
+    def _controls_need_risk(self) -> "GatewayConfig":
+        c = self.controls
+        b = c.breakers
+        on = c.self_match.enabled or c.short_sale.require_locate or b.reject_storm_count or b.message_storm_count \
+            or b.repeated_exec_count
+        if on and self.risk is None:
+            raise ValueError("[controls] need the [risk] section: the controls run beside the risk engine")
         return self
 
     @property
@@ -241,8 +323,9 @@ def parse_config(data: dict[str, object], path: Path) -> GatewayConfig:
             limits=_resolve(base, risk.limits),
             scenarios=_resolve(base, risk.scenarios) if risk.scenarios else None,
             positions=_resolve(base, risk.positions) if risk.positions else None,
+            locates=_resolve(base, risk.locates) if risk.locates else None,
         )
-        for name in ("instruments", "accounts", "limits", "scenarios", "positions"):
+        for name in ("instruments", "accounts", "limits", "scenarios", "positions", "locates"):
             p = getattr(risk, name)
             if p is not None and not p.is_file():
                 raise ConfigError(str(path), f"risk.{name}", f"file not found: {p}")

@@ -103,11 +103,15 @@ def _admin(args: argparse.Namespace) -> int:
     req: dict[str, object] = {"cmd": args.action.replace("-", "_")}
     if args.action in ("kill", "reduce-only"):
         req.update(state=args.state, scope=args.scope)
+    if args.action == "halt":
+        req.update(state=args.state, scope=f"instrument:{args.symbol}")
+    if args.action == "clear-breaker":
+        req.update(code=args.code, scope=args.scope)
     if args.action in ("logout", "logon", "seq-reset"):
         req["session"] = args.session
     if args.action == "seq-reset":
         req.update(next_sender=args.next_sender, next_target=args.next_target)
-    if args.action != "status":
+    if args.action not in ("status", "breakers"):
         req.update(who=args.who or getpass.getuser(), why=args.why)
     try:
         answer = request(path, req, timeout=120.0 if args.action == "rollover" else 30.0)
@@ -252,7 +256,15 @@ def main(argv: list[str] | None = None) -> int:
                        ("reduce-only", "only orders that reduce a position pass")):
         a = acts.add_parser(name, help=what)
         a.add_argument("state", choices=("on", "off"))
-        a.add_argument("--scope", required=True, help="global, account:ACC or instrument:SYMBOL")
+        a.add_argument("--scope", required=True, help="global, account:ACC, instrument:SYMBOL, session:KEY "
+                                                      "(e.g. FIXGW->OMS1), trader:NAME or strategy:NAME")
+    a = acts.add_parser("halt", help="halt (on) or resume (off) trading in one instrument")
+    a.add_argument("state", choices=("on", "off"))
+    a.add_argument("--symbol", required=True)
+    acts.add_parser("breakers", help="tripped circuit breakers and halted instruments")
+    a = acts.add_parser("clear-breaker", help="clear a tripped circuit breaker (see `breakers`)")
+    a.add_argument("--code", required=True, choices=("REJECT_STORM", "MESSAGE_STORM", "REPEATED_EXECUTIONS"))
+    a.add_argument("--scope", required=True, help="as `breakers` lists it: session:KEY, account:ACC, strategy:NAME")
     acts.add_parser("reload", help="reload limits and reference data (the old stay if the new are invalid)")
     acts.add_parser("rollover", help="end the trading day now: carry open orders and positions, archive the day")
     for name in ("logout", "logon"):
@@ -265,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     seq.add_argument("--next-target", type=_seq_num, metavar="N",
                      help="MsgSeqNum the gateway expects next from the counterparty")
     for a in acts.choices.values():
-        if a.prog.split()[-1] != "status":
+        if a.prog.split()[-1] not in ("status", "breakers"):
             a.add_argument("--who", help="operator name (default: the login name)")
             a.add_argument("--why", required=True, help="reason, kept in the journal")
     s.set_defaults(fn=_admin)

@@ -33,6 +33,7 @@ from gateway.recon.feed import ReconFeed, reconciliation_off_reason
 from gateway.control import rollover as rollover_mod
 from gateway.orders import trading_day as td
 from gateway.orders.risk_stage import RiskStage
+from risk.controls import BREAKER_CODES
 from gateway.orders.router import Router
 from gateway.fix.sessions import SessionID, session_key, sid_key
 from gateway.fix.schedule import ScheduleKeeper, qs_schedule_settings, scheduled_sessions
@@ -46,7 +47,7 @@ def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
     r = cfg.risk
     if r is None:
         return None
-    return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios)
+    return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates)
 
 
 def client_sessions(cfg: GatewayConfig) -> list[str]:
@@ -56,12 +57,13 @@ def client_sessions(cfg: GatewayConfig) -> list[str]:
 
 def session_spec(policy: FixSessionPolicy, sender: str, target: str, host: str | None = None,
                  port: int | None = None, heartbeat_s: int = 30, reconnect_s: int = 5,
-                 strict: bool = False) -> qs.SessionSpec:
+                 strict: bool = False, more_tags: list[int] | None = None) -> qs.SessionSpec:
     return qs.SessionSpec(sender, target, host, port, heartbeat_s, reconnect_s, fix_version=policy.fix_version,
                           reset_on_logon=policy.reset_on_logon, reset_on_logout=policy.reset_on_logout,
                           reset_on_disconnect=policy.reset_on_disconnect,
                           timestamp_precision=policy.timestamp_precision, strict=strict,
-                          max_latency_s=policy.max_latency_s, extra_tags=tuple(policy.extra_tags),
+                          max_latency_s=policy.max_latency_s,
+                          extra_tags=tuple(sorted({*policy.extra_tags, *(more_tags or ())})),
                           schedule=qs_schedule_settings(policy.schedule))
 
 
@@ -97,7 +99,7 @@ class Gateway:
             history = tail if tail is not None else head
             ledger = cp.ledger if cp is not None else Ledger()
             self.risk = (RiskStage(risk_cfg, client_keys, ledger.fills, cfg.gateway.max_open_orders,
-                                   buffers=cp.risk if cp is not None else None)
+                                   buffers=cp.risk if cp is not None else None, controls=cfg.controls)
                          if risk_cfg is not None else None)
             prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
             self.trading_day, self.day_started = self._day_of(head)
@@ -199,8 +201,9 @@ class Gateway:
         dict_dir = state / "quickfix" / "dictionaries"
         # Client sessions validate as the FIX session layer prescribes: a malformed message is answered with a
         # session Reject and never reaches the order path, let alone the venue.
-        specs = [session_spec(c, c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s, strict=True)
-                 for c in acc.clients]
+        # The tags the controls read (strategy, SMP ID, locate ID) are in every client's dictionary.
+        specs = [session_spec(c, c.target_comp_id, c.sender_comp_id, heartbeat_s=acc.heartbeat_s, strict=True,
+                              more_tags=cfg.controls.user_tags()) for c in acc.clients]
         text = qs.render("acceptor", specs, state / "store" / "clients", log_dir and log_dir / "clients",
                          accept_port=acc.port, allowed_remote=acc.allowed_remote_addresses, dict_dir=dict_dir)
         acceptor = self._engine("clients", "acceptor", client_app, state / "quickfix" / "clients.cfg",
@@ -437,13 +440,18 @@ class Gateway:
                 for n, name in enumerate(e.account_names):
                     for limit, ratio in e.utilisation(n).items():
                         m.utilisation.labels(name, limit).set(ratio)
+                c = risk.controls
+                for code in BREAKER_CODES:
+                    m.breakers_tripped.labels(code).set(sum(1 for t in c.tripped.values() if t.code == code))
+                m.halted.set(len(c.halts))
 
         self.router.read(read)
         m.unroutable.set(self.router.unroutable)
 
     def set_switch(self, switch: str, scope: str, name: str, on: bool, who: str, why: str) -> dict[str, Any]:
-        """Kill switch or reduce-only for `scope` ('global', 'account' or 'instrument'), journaled with who and
-        why. Turning a kill switch on blocks new orders at once and cancels the scope's open orders."""
+        """Kill switch, reduce-only or halt for `scope` ('global', 'account', 'instrument', 'session', 'trader' or
+        'strategy'; a halt only 'instrument'), journaled with who and why. Turning a kill switch on blocks new
+        orders at once and cancels the scope's open orders."""
         if self.risk is None:
             raise ValueError("no [risk] section in the configuration: switches need the risk engine")
         if not who or not why:
@@ -456,7 +464,9 @@ class Gateway:
         if switch == "kill" and on:
             cancelled = self.router.cancel_orders(
                 lambda o: scope == "global" or (scope == "account" and o.account == name)
-                or (scope == "instrument" and o.symbol == name), f"kill switch {scope} {name}".strip())
+                or (scope == "instrument" and o.symbol == name) or (scope == "session" and o.session == name)
+                or (scope == "trader" and o.trader == name) or (scope == "strategy" and o.strategy == name),
+                f"kill switch {scope} {name}".strip())
         log.warning("operator switch", extra={"switch": switch, "scope": scope, "target": name, "on": on, "who": who,
                                               "why": why, "cancelled": cancelled})
         return {"switch": switch, "scope": scope, "name": name, "on": on, "cancelled": cancelled}

@@ -20,6 +20,8 @@ Fields = dict[int, str]
 
 
 parse = fm.to_dict
+# Standard header tags an order may carry (SenderSubID(50) names the trader, ...): they go in the header.
+HEADER_TAGS = frozenset({50, 57, 115, 116, 128, 129, 142, 143, 144, 145})
 
 
 class OmsClient:
@@ -96,7 +98,7 @@ class OmsClient:
         if expire_time is not None:
             m.setField(126, expire_time)
         for tag, val in (extra or {}).items():
-            m.setField(tag, val)
+            (m.getHeader() if tag in HEADER_TAGS else m).setField(tag, val)
         return self.send(m)
 
     def cancel(self, cl: str, orig: str, symbol: str, side: str, account: str = "") -> bool:

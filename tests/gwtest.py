@@ -22,17 +22,24 @@ def write_config(cfg: "object", path: Path) -> Path:
     """The gateway configuration as a TOML file (for daemons started as subprocesses)."""
     data = cfg.model_dump(mode="json", exclude_none=True)  # type: ignore[attr-defined]
     lines: list[str] = []
-    for section, body in data.items():
-        if not isinstance(body, dict):
-            continue
-        tables = {k: v for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in tables]
-        for k, rows in tables.items():
-            for row in rows:
-                lines.append(f"[[{section}.{k}]]")
-                lines += [f"{rk} = {_toml_value(rv)}" for rk, rv in row.items()]
+
+    def table(name: str, body: dict[str, object]) -> None:
+        subs = {k: v for k, v in body.items() if isinstance(v, dict)}
+        arrays = {k: v for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in arrays and k not in subs)
         lines.append("")
+        for k, rows in arrays.items():
+            for row in rows:  # type: ignore[attr-defined]
+                lines.append(f"[[{name}.{k}]]")
+                lines.extend(f"{rk} = {_toml_value(rv)}" for rk, rv in row.items())
+                lines.append("")
+        for k, sub in subs.items():
+            table(f"{name}.{k}", sub)  # type: ignore[arg-type]
+
+    for section, body in data.items():
+        if isinstance(body, dict):
+            table(section, body)
     path.write_text("\n".join(lines))
     return path
 

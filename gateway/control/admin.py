@@ -100,13 +100,18 @@ def trading_day_status(gw: Gateway) -> dict[str, Any]:
             "event_log_bytes": td.disk_usage(gw.events.path), "archive_bytes": td.disk_usage(archive)}
 
 
+SCOPES = ("account", "instrument", "session", "trader", "strategy")
+
+
 def parse_scope(text: str) -> tuple[str, str]:
-    """'global', 'account:ACC1' or 'instrument:AAPL' -> (scope, name)."""
+    """'global', 'account:ACC1', 'instrument:AAPL', 'session:FIXGW->OMS1', 'trader:T1' or 'strategy:S1' ->
+    (scope, name)."""
     if text == "global":
         return "global", ""
     scope, _, name = text.partition(":")
-    if scope not in ("account", "instrument") or not name:
-        raise ValueError(f"scope must be global, account:NAME or instrument:SYMBOL, not {text!r}")
+    if scope not in SCOPES or not name:
+        raise ValueError("scope must be global, account:NAME, instrument:SYMBOL, session:KEY, trader:NAME or "
+                         f"strategy:NAME, not {text!r}")
     return scope, name
 
 
@@ -176,6 +181,19 @@ class AdminServer:
                 raise ValueError("state must be on or off")
             res = await asyncio.to_thread(gw.set_switch, cmd, scope, name, on, who, why)
             return {"ok": True, **res}
+        if cmd == "halt":
+            scope, name = parse_scope(str(req.get("scope", "")))
+            if scope != "instrument" or req.get("state") not in ("on", "off"):
+                raise ValueError("halt needs --symbol and on or off")
+            return {"ok": True, **await asyncio.to_thread(gw.set_switch, "halt", scope, name, req.get("state") == "on",
+                                                          who, why)}
+        if cmd == "breakers":
+            return {"ok": True, "breakers": await asyncio.to_thread(gw.router.breakers)}
+        if cmd == "clear_breaker":
+            if not who or not why:
+                raise ValueError("who and why are required for every operator action")
+            return {"ok": True, **await asyncio.to_thread(gw.router.clear_breaker, str(req.get("code", "")),
+                                                          str(req.get("scope", "")), who, why)}
         if cmd == "reload":
             if not who or not why:
                 raise ValueError("who and why are required for every operator action")
@@ -191,8 +209,8 @@ class AdminServer:
         if cmd == "seq_reset":
             return {"ok": True, **await asyncio.to_thread(gw.seq_reset, str(req.get("session", "")),
                                                           req.get("next_sender"), req.get("next_target"), who, why)}
-        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, reload, logout, logon, seq_reset, "
-                         "rollover")
+        raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, halt, breakers, clear_breaker, reload, "
+                         "logout, logon, seq_reset, rollover")
 
 
 def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:

@@ -51,6 +51,7 @@ NICE = 19  # background work: the gateway's own threads, and whatever shares its
 # The modules whose code decides what a replay builds: a checkpoint made by other code is not used.
 _REPLAY_CODE = ("gateway/control/checkpoint.py", "gateway/orders/lifecycle.py", "gateway/orders/ledger.py",
                 "gateway/orders/risk_stage.py", "gateway/orders/trading_day.py", "gateway/events/schema.py",
+                "risk/controls.py",
                 "risk/engine.py", "risk/kernel.py", "risk/state.py", "risk/decision.py", "risk/reasons.py")
 _ROOT = Path(__file__).resolve().parents[2]
 _ORDER_FIELDS = tuple(f.name for f in dataclasses.fields(Order))  # Order(*row) rebuilds one
@@ -77,7 +78,7 @@ class Checkpoint:
     offset: int  # bytes of the event log replayed into it (a line boundary)
     seq: int  # the sequence number of the last event replayed
     ledger: Ledger
-    risk: tuple[np.ndarray, np.ndarray] | None  # the risk engine's buffers
+    risk: tuple[np.ndarray, np.ndarray, dict[str, Any]] | None  # the risk engine's buffers, the controls' state
 
 
 def path_of(state_dir: Path) -> Path:
@@ -105,11 +106,13 @@ def _encode_ledger(ledger: Ledger) -> dict[str, Any]:
 def _decode_ledger(d: dict[str, Any]) -> Ledger:
     orders = {t[0]: Order(*t) for t in d["orders"]}
     by_venue = {t[4]: Request(orders[t[0]], *t[1:]) for t in d["requests"]}
-    return Ledger(by_client={(s, cl): by_venue[v] for s, cl, v in d["by_client"]}, by_venue=by_venue,
-                  orders=orders, exec_ids=set(d["exec_ids"]), fills=dict(d["fills"]),
-                  rejected_ids=set(map(tuple, d["rejected_ids"])), prior_ids=set(map(tuple, d["prior_ids"])),
-                  open={n: orders[n] for n in d["open"]}, next_number=d["next_number"],
-                  next_request=d["next_request"])
+    ledger = Ledger(by_client={(s, cl): by_venue[v] for s, cl, v in d["by_client"]}, by_venue=by_venue,
+                    orders=orders, exec_ids=set(d["exec_ids"]), fills=dict(d["fills"]),
+                    rejected_ids=set(map(tuple, d["rejected_ids"])), prior_ids=set(map(tuple, d["prior_ids"])),
+                    open={n: orders[n] for n in d["open"]}, next_number=d["next_number"],
+                    next_request=d["next_request"])
+    ledger.reindex()
+    return ledger
 
 
 def write(state_dir: Path, fp: str, first_line: bytes, last_line: bytes, cp: Checkpoint) -> Path:
@@ -181,9 +184,10 @@ def read_events(log_file: BinaryIO, offset: int) -> tuple[list[AnyEvent], list[b
 
 # ---------------------------------------------------------------------------------------------- making one
 def _risk_stage(risk_cfg: RiskConfig | None, sessions: list[str], ledger: Ledger, max_orders: int,
-                buffers: tuple[np.ndarray, np.ndarray] | None) -> RiskStage | None:
+                buffers: tuple[Any, ...] | None, controls: Any) -> RiskStage | None:
     from gateway.orders.risk_stage import RiskStage
-    return RiskStage(risk_cfg, sessions, ledger.fills, max_orders, buffers=buffers) if risk_cfg is not None else None
+    return (RiskStage(risk_cfg, sessions, ledger.fills, max_orders, buffers=buffers, controls=controls)
+            if risk_cfg is not None else None)
 
 
 def make(cfg: GatewayConfig) -> Checkpoint | None:
@@ -206,7 +210,8 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
     with open(events_path, "rb") as lf:
         prev = load(state, lf, fp)
         ledger = prev.ledger if prev is not None else Ledger()
-        risk = _risk_stage(risk_cfg, sessions, ledger, max_orders, prev.risk if prev is not None else None)
+        risk = _risk_stage(risk_cfg, sessions, ledger, max_orders, prev.risk if prev is not None else None,
+                           cfg.controls)
         start = prev.offset if prev is not None else 0
         lf.seek(0)
         first_line = lf.readline()
@@ -229,7 +234,7 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
                 store.close()
     replay_log(events, ledger, risk)
     end = start + sum(map(len, lines)) + len(lines)
-    cp = Checkpoint(end, events[-1].q, ledger, risk.engine.snapshot() if risk is not None else None)
+    cp = Checkpoint(end, events[-1].q, ledger, risk.snapshot() if risk is not None else None)
     write(state, fp, first_line, lines[-1] + b"\n", cp)
     return cp
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gateway.events.batching import gather
-from gateway.events.schema import (Admin, Cancel, DayStart, Event, Execution, NewOrder, Rejected, Replace,
-                                   Undelivered)
+from gateway.events.schema import (Admin, Breaker, Cancel, DayStart, Event, Execution, Halt, NewOrder, Rejected,
+                                   Replace, Undelivered)
 
 log = logging.getLogger("fixgw.journal")
 
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, session TEXT, account TEXT,
     cl_ord_id TEXT, orig_cl_ord_id TEXT, symbol TEXT, side TEXT, qty REAL, price REAL,
     decision TEXT NOT NULL, code TEXT, value REAL, limit_value REAL, warnings TEXT, limits_version TEXT,
-    detail TEXT, venue_cl_ord_id TEXT, check_ns INTEGER, account_defaulted INTEGER
+    detail TEXT, venue_cl_ord_id TEXT, check_ns INTEGER, account_defaulted INTEGER, trader TEXT, strategy TEXT,
+    ref_price REAL, ref_source TEXT, ref_age_s REAL
 );
 CREATE INDEX IF NOT EXISTS decisions_account_ts ON decisions (account, ts);
 CREATE INDEX IF NOT EXISTS decisions_code_ts ON decisions (code, ts);
@@ -47,13 +48,25 @@ CREATE TABLE IF NOT EXISTS admin (
 
 DECISION_COLS = ("q", "ts", "kind", "session", "account", "cl_ord_id", "orig_cl_ord_id", "symbol", "side", "qty",
                  "price", "decision", "code", "value", "limit_value", "warnings", "limits_version", "detail",
-                 "venue_cl_ord_id", "check_ns", "account_defaulted")
+                 "venue_cl_ord_id", "check_ns", "account_defaulted", "trader", "strategy", "ref_price", "ref_source",
+                 "ref_age_s")
+# Columns added after the first release: a journal written before them gets them on open.
+LATER_DECISION_COLS = {"account_defaulted": "INTEGER", "trader": "TEXT", "strategy": "TEXT", "ref_price": "REAL",
+                       "ref_source": "TEXT", "ref_age_s": "REAL"}
 FILL_COLS = ("q", "ts", "session", "account", "cl_ord_id", "venue_cl_ord_id", "symbol", "side", "exec_id",
              "exec_type", "exec_ref_id", "last_qty", "last_px", "order_id")
 ADMIN_COLS = ("q", "ts", "action", "scope", "who", "why", "detail")
 DAY_COLS = ("q", "ts", "day", "previous_day")
 _STOP = object()
 BATCH_S = 0.02
+
+
+_NO_REF = (None, None, None)
+
+
+def _who_and_ref(ev: NewOrder | Rejected | Replace | Cancel) -> tuple[Any, ...]:
+    ref = getattr(ev, "ref", None) or _NO_REF
+    return (getattr(ev, "trader", "") or None, getattr(ev, "strategy", "") or None, *ref)
 
 
 def project(ev: Event) -> tuple[str, tuple[Any, ...]] | None:
@@ -66,19 +79,20 @@ def project(ev: Event) -> tuple[str, tuple[Any, ...]] | None:
         return "decisions", (ev.q, ev.ts, "D" if isinstance(ev, NewOrder) else ev.kind, ev.session, ev.account,
                              ev.cl_ord_id, orig, ev.symbol, ev.side, ev.qty, ev.px, decision, first[0], first[1],
                              first[2], json.dumps(w) if w else None, ev.limits_version, getattr(ev, "why", "") or None,
-                             ev.venue_cl_ord_id, ev.check_ns, getattr(ev, "account_defaulted", 0))
+                             ev.venue_cl_ord_id, ev.check_ns, getattr(ev, "account_defaulted", 0), *_who_and_ref(ev))
     if isinstance(ev, Rejected):
         return "decisions", (ev.q, ev.ts, ev.request_kind, ev.session, ev.account, ev.cl_ord_id, ev.orig_cl_ord_id,
                              ev.symbol, ev.side, ev.qty, ev.px, "reject", ev.code, ev.value, ev.limit,
                              json.dumps(ev.warnings) if ev.warnings else None, ev.limits_version, ev.detail,
-                             None, ev.check_ns, ev.account_defaulted)
+                             None, ev.check_ns, ev.account_defaulted, *_who_and_ref(ev))
     if isinstance(ev, Undelivered) and ev.code:
         # A forwarded request that never took effect: refused by the venue, or never delivered to it.
         code = ev.code
         return "decisions", (ev.q, ev.ts, ev.request_kind, ev.session, ev.account, ev.cl_ord_id,
                              ev.orig_cl_ord_id, ev.symbol, ev.side, None, None,
                              "venue-reject" if code.startswith("VENUE_") and code != "VENUE_DOWN" else "undelivered",
-                             code, None, None, None, None, ev.detail, ev.venue_cl_ord_id, None, None)
+                             code, None, None, None, None, ev.detail, ev.venue_cl_ord_id, None, None, None, None,
+                             None, None, None)
     if isinstance(ev, Execution) and ev.is_fill:
         return "fills", (ev.q, ev.ts, ev.session, ev.account, ev.cl_ord_id, ev.venue_cl_ord_id, ev.symbol,
                          ev.side, ev.exec_id, ev.exec_type, ev.exec_ref_id, ev.last_qty, ev.last_px, ev.order_id)
@@ -87,6 +101,12 @@ def project(ev: Event) -> tuple[str, tuple[Any, ...]] | None:
     if isinstance(ev, Admin):
         return "admin", (ev.q, ev.ts, ev.action, ev.scope, ev.who, ev.why,
                          json.dumps(ev.detail) if ev.detail is not None else None)
+    if isinstance(ev, Breaker):
+        return "admin", (ev.q, ev.ts, f"breaker {ev.action}", ev.scope, ev.who, ev.why,
+                         json.dumps({"code": ev.code, "value": ev.value, "limit": ev.limit}))
+    if isinstance(ev, Halt):
+        return "admin", (ev.q, ev.ts, "halt on" if ev.halted else "halt off", f"instrument:{ev.symbol}", "venue",
+                         ev.text, None)
     return None
 
 
@@ -105,8 +125,9 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
     cols = {row[1] for row in db.execute("PRAGMA table_info(decisions)")}
-    if "account_defaulted" not in cols:  # a journal written before the column existed
-        db.execute("ALTER TABLE decisions ADD COLUMN account_defaulted INTEGER")
+    for name, kind in LATER_DECISION_COLS.items():
+        if name not in cols:  # a journal written before the column existed
+            db.execute(f"ALTER TABLE decisions ADD COLUMN {name} {kind}")
     return db
 
 

@@ -10,7 +10,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from gateway.events.schema import Cancel, Event, Execution, NewOrder, Rejected, Replace
+from gateway.events.schema import Breaker, Cancel, Event, Execution, NewOrder, Rejected, Replace
 
 log = logging.getLogger("fixgw.metrics")
 
@@ -38,6 +38,10 @@ class Metrics:
         self.unroutable = Gauge("fixgw_unroutable_reports", "Venue reports for unknown orders", registry=r)
         self.recon_open = Gauge("fixgw_recon_open_breaks", "Open reconciliation breaks by type", ["type"], registry=r)
         self.alerts = Counter("fixgw_alerts", "Alerts raised, by code", ["code"], registry=r)
+        self.breaker_trips = Counter("fixgw_breaker_trips", "Circuit breakers tripped, by code", ["code"], registry=r)
+        self.breakers_tripped = Gauge("fixgw_breakers_tripped", "Circuit breakers tripped and not yet cleared",
+                                      ["code"], registry=r)
+        self.halted = Gauge("fixgw_instruments_halted", "Instruments halted (venue or operator)", registry=r)
         self.rollovers = Counter("fixgw_trading_day_rollovers", "Trading-day rollovers done", registry=r)
         self.task_restarts = Counter("fixgw_task_restarts", "Control-plane tasks restarted after a failure",
                                      ["task"], registry=r)
@@ -57,6 +61,10 @@ class Metrics:
             self.rejected.labels(kind, ev.code or "UNKNOWN").inc()
         elif isinstance(ev, Execution) and ev.is_fill:
             self.fills.labels(ev.exec_type).inc()
+            return
+        elif isinstance(ev, Breaker):
+            if ev.action == "trip":
+                self.breaker_trips.labels(ev.code).inc()
             return
         else:
             return

@@ -18,6 +18,8 @@ Kinds, in the order a day's log has them:
     Z         CancelRejected  an OrderCancelReject from the venue
     U         Undelivered     a forwarded request that never took effect (venue reject 35=3/35=j, or never sent)
     ADM       Admin           an operator action (who, why)
+    BRK       Breaker         a circuit breaker tripped by the gateway or cleared by an operator (risk.controls)
+    HALT      Halt            the venue halted or resumed an instrument (SecurityStatus)
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ class Cash(Event, tag="CASH", kw_only=True):
 
 class Switch(Event, tag="SW", kw_only=True):
     kind = "SW"
-    action: str  # "kill on", "reduce_only on"
-    scope: str  # "global", "account:X", "instrument:Y"
+    action: str  # "kill on", "reduce_only on", "halt on"
+    scope: str  # "global", "account:X", "instrument:Y", "session:S", "trader:T", "strategy:X"
 
 
 class Mirrored(Event, tag="MIRRORED", kw_only=True):
@@ -108,6 +110,9 @@ class CarriedOrder(Event, tag="OPEN", kw_only=True):
     live: CarriedRequest
     pending: CarriedRequest | None = field(default=None, name="pend")
     fills: list[tuple[str, float, float]] = []  # (ExecID, LastQty, LastPx) of its fills so far
+    trader: str = field(default="", name="tr")
+    strategy: str = field(default="", name="st")
+    owner: str = field(default="", name="own")
 
 
 class UsedIds(Event, tag="IDS", kw_only=True):
@@ -136,6 +141,11 @@ class NewOrder(Event, tag="N", kw_only=True):
     ts: int = 0
     account_defaulted: int = field(default=0, name="da")  # 1: no Account(1), the session's default used
     tif: str = ""
+    trader: str = field(default="", name="tr")  # who and which algorithm sent it (risk.controls)
+    strategy: str = field(default="", name="st")
+    owner: str = field(default="", name="own")  # self-match prevention's owner
+    locate: str = field(default="", name="loc")  # a short sale's locate ID, as the client sent it
+    ref: tuple[float, str, float] | None = None  # the reference price used: (price, source, age in seconds)
 
 
 class AmendRequest(Event, kw_only=True):
@@ -156,6 +166,8 @@ class AmendRequest(Event, kw_only=True):
     by: str = ""  # "gateway": the gateway's own cancel (cancel on disconnect, kill switch)
     why: str = ""
     ts: int = 0
+    trader: str = field(default="", name="tr")  # the order's, for the journal row
+    strategy: str = field(default="", name="st")
 
 
 class Replace(AmendRequest, tag="G", kw_only=True):
@@ -186,6 +198,9 @@ class Rejected(Event, tag="DEC", kw_only=True):
     check_ns: int | None = field(default=None, name="ck")
     ts: int = 0
     account_defaulted: int = field(default=0, name="da")
+    trader: str = field(default="", name="tr")
+    strategy: str = field(default="", name="st")
+    ref: tuple[float, str, float] | None = None
 
 
 class Execution(Event, tag="X", kw_only=True):
@@ -251,9 +266,33 @@ class Admin(Event, tag="ADM", kw_only=True):
     ts: int = 0
 
 
+class Breaker(Event, tag="BRK", kw_only=True):
+    """A circuit breaker tripped (by the gateway: who "gateway") or cleared (by an operator, who and why)."""
+
+    kind = "BRK"
+    action: str  # "trip" or "clear"
+    code: str  # REJECT_STORM, MESSAGE_STORM, REPEATED_EXECUTIONS
+    scope: str  # "session:S", "account:A", "strategy:X"
+    value: float = field(default=0.0, name="val")
+    limit: float = field(default=0.0, name="lim")
+    who: str = ""
+    why: str = ""
+    ts: int = 0
+
+
+class Halt(Event, tag="HALT", kw_only=True):
+    """The venue halted (True) or resumed (False) trading in an instrument (SecurityStatus 35=f)."""
+
+    kind = "HALT"
+    symbol: str = field(name="sym")
+    halted: bool
+    text: str = ""
+    ts: int = 0
+
+
 AnyEvent = Union[DayStart, Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, NewOrder, Replace,
-                 Cancel, Rejected, Execution, CancelRejected, Undelivered, Admin]
-CARRIED = (Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds)  # what may follow INIT at a day's head
+                 Cancel, Rejected, Execution, CancelRejected, Undelivered, Admin, Breaker, Halt]
+CARRIED = (Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, Breaker, Halt)  # what may follow INIT at a day's head
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

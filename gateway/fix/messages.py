@@ -24,6 +24,7 @@ ORIG_SENDING_TIME, CXL_REJ_REASON, ORD_REJ_REASON, POSS_RESEND = 122, 102, 103, 
 EXEC_TYPE, LEAVES_QTY, CXL_REJ_RESPONSE_TO, EXEC_REF_ID = 150, 151, 434, 19
 REF_MSG_TYPE, BUSINESS_REJECT_REASON, REF_SEQ_NUM, MSG_SEQ_NUM, TRADE_DATE = 372, 380, 45, 34, 75
 BUSINESS_REJECT_REF_ID, SESSION_REJECT_REASON, REF_TAG_ID, SENDING_TIME = 379, 373, 371, 52
+SENDER_SUB_ID, PARTY_ID, PARTY_ROLE = 50, 448, 452
 
 _exec_ids = itertools.count(1)
 _boot = format(time.time_ns() // 1_000_000, "x")
@@ -90,6 +91,20 @@ def to_dict(msg: fix.Message) -> dict[int, str]:
             tag, _, value = part.partition("=")
             out[int(tag)] = value
     return out
+
+
+def party_id(msg: fix.Message, role: int) -> str:
+    """PartyID(448) of the first Parties entry with PartyRole(452) = role, '' if none. Fields are walked in
+    order: the group's entries repeat the same tags, which to_dict collapses."""
+    pid = ""
+    want = str(role)
+    for part in msg.toString().split("\x01"):
+        tag, _, value = part.partition("=")
+        if tag == "448":
+            pid = value
+        elif tag == "452" and value == want and pid:
+            return pid
+    return ""
 
 
 def new_message(msg_type: str) -> fix.Message:

@@ -61,14 +61,19 @@ class ClientSide:
                      fm.need(f, fm.ORD_TYPE), fm.num(f, fm.ORDER_QTY), fm.num(f, fm.PRICE))
         if f.get(fm.POSS_DUP) == "Y" and self._already_decided(skey, o.cl_ord_id):
             return
+        self._tag_order(o, f, msg)
         tif = f.get(fm.TIME_IN_FORCE, "")
+        resting: list[Order] = []
         with self.lock:
             t0 = time.perf_counter_ns()
+            storm = self._count_message(skey)
             duplicate = self.ledger.is_duplicate(skey, o.cl_ord_id)
             verdict = self._gate_new(o)
             if verdict.code is None:
                 if self.risk is not None:
-                    verdict = self._guarded(lambda: self.risk.check_new(o, duplicate))  # type: ignore[union-attr]
+                    verdict, resting = self._guarded_controls(o)
+                    if verdict.code is None:
+                        verdict = self._guarded(lambda: self.risk.check_new(o, duplicate))  # type: ignore[union-attr]
                 elif duplicate:
                     verdict = Verdict("DUPLICATE_CLORDID", f"ClOrdID {o.cl_ord_id} already used in this session")
             ck = time.perf_counter_ns() - t0
@@ -85,18 +90,48 @@ class ClientSide:
                     number=self.ledger.next_number, account=o.account, symbol=o.symbol, side=o.side,
                     ord_type=o.ord_type, qty=o.qty, px=none_if_nan(o.price), warnings=verdict.warnings,
                     limits_version=self._limits_version, check_ns=ck, ts=time.time_ns(),
-                    account_defaulted=1 if defaulted else 0, tif=tif)
+                    account_defaulted=1 if defaulted else 0, tif=tif, trader=o.trader, strategy=o.strategy,
+                    owner=o.owner, locate=o.locate)
                 order = apply_new(self.ledger, self.risk, ev)  # a reservation that fails logs nothing
                 self.events.append(ev)
+        if storm:
+            self._storm_out(skey)
         if order is None:
             self._send_client(reply, skey)
             return
+        if resting:  # self-match prevention: the resting orders are cancelled before the new one goes
+            numbers = {r.number for r in resting}
+            self.cancel_orders(lambda x: x.number in numbers,
+                               f"SELF_MATCH: cancelled for new order {o.cl_ord_id} of {o.owner}")
         out = fm.copy_for_forwarding(msg)
         out.setField(fm.CL_ORD_ID, order.venue_cl_ord_id)
         if defaulted:
             out.setField(fm.ACCOUNT, o.account)
         if not self._send_venue(out):
             self._not_sent(order.venue_cl_ord_id)
+
+    def _tag_order(self, o: NewOrder, f: dict[int, str], msg: fm.Message) -> None:
+        """Who sent the order and under which strategy, its self-match owner and its locate (risk.controls)."""
+        c = self.cfg.controls
+        if c.trader_party_role is not None:
+            o.trader = fm.party_id(msg, c.trader_party_role)
+        if not o.trader:
+            o.trader = f.get(fm.SENDER_SUB_ID, "")
+        if c.strategy_tag is not None:
+            o.strategy = f.get(c.strategy_tag, "")
+        if c.short_sale.locate_tag is not None:
+            o.locate = f.get(c.short_sale.locate_tag, "")
+        if self.risk is not None and c.self_match.enabled:
+            smp_id = f.get(c.self_match.smp_id_tag, "") if c.self_match.smp_id_tag is not None else ""
+            o.owner = self.risk.controls.smp_owner(o.account, smp_id)
+
+    def _guarded_controls(self, o: NewOrder) -> tuple[Verdict, list[Order]]:
+        try:
+            v, resting = self.risk.check_controls(o, self.ledger)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("control check failed: request rejected (fail closed)")
+            return Verdict("CHECK_ERROR", "a control could not be evaluated"), []
+        return (v or ACCEPT), resting
 
     def _gate_new(self, o: NewOrder) -> Verdict:
         """Checks the gateway itself owns; everything about limits is the risk stage's."""
@@ -139,6 +174,7 @@ class ClientSide:
             return
         with self.lock:
             t0 = time.perf_counter_ns()
+            storm = self._count_message(skey)
             order = self.ledger.find(skey, orig)
             verdict = self._gate_amend(order, skey, cl)
             if verdict.code is None:
@@ -146,7 +182,9 @@ class ClientSide:
                 verdict = (self._gate_qty_price(order.ord_type, qty, price) or
                            self._gate_same_order(msg, order) or ACCEPT)
                 if verdict.code is None and self.risk is not None:
-                    verdict = self._guarded(lambda: self.risk.check_replace(order, qty, price, skey))  # type: ignore
+                    verdict = self._guarded(
+                        lambda: self.risk.check_amend_controls(order, qty, price, self.ledger)  # type: ignore
+                        or self.risk.check_replace(order, qty, price, skey))  # type: ignore
             ck = time.perf_counter_ns() - t0
             if verdict.code is not None:
                 self._record_reject("G", self._amend_fields(msg, skey, cl, order, qty, price), verdict, orig, ck)
@@ -156,6 +194,8 @@ class ClientSide:
                 assert order is not None
                 reply = None
                 out = self._forward_amend(msg, order, "G", cl, orig, qty, price, verdict, ck)
+        if storm:
+            self._storm_out(skey)
         self._deliver(out, reply, skey)
 
     def _already_decided(self, skey: str, cl: str) -> bool:
@@ -187,6 +227,7 @@ class ClientSide:
             return
         with self.lock:
             t0 = time.perf_counter_ns()
+            storm = self._count_message(skey)
             order = self.ledger.find(skey, orig)
             # Cancels reduce risk: only the gateway's own checks apply, never limits or the kill switch.
             # They count toward the session's message throttle all the same.
@@ -206,6 +247,8 @@ class ClientSide:
                 assert order is not None
                 reply = None
                 out = self._forward_amend(msg, order, "F", cl, orig, math.nan, math.nan, verdict, ck)
+        if storm:
+            self._storm_out(skey)
         self._deliver(out, reply, skey)
 
     def _forward_amend(self, msg: fm.Message, order: Order, kind: str, cl: str, orig: str, qty: float,
@@ -216,7 +259,8 @@ class ClientSide:
             request=self.ledger.next_request, session=order.session, cl_ord_id=cl, orig_cl_ord_id=orig,
             venue_cl_ord_id=venue_cl, number=order.number, account=order.account, symbol=order.symbol,
             side=order.side, qty=none_if_nan(qty), px=none_if_nan(price), warnings=verdict.warnings,
-            limits_version=self._limits_version, check_ns=ck, ts=time.time_ns())
+            limits_version=self._limits_version, check_ns=ck, ts=time.time_ns(), trader=order.trader,
+            strategy=order.strategy)
         self.events.append(ev)
         req = apply_amend(self.ledger, self.risk, ev)
         out = fm.copy_for_forwarding(msg)
@@ -231,7 +275,8 @@ class ClientSide:
     def _amend_fields(msg: fm.Message, skey: str, cl: str, order: Order | None, qty: float,
                       price: float) -> NewOrder:
         if order is not None:
-            return NewOrder(skey, cl, order.account, order.symbol, order.side, order.ord_type, qty, price)
+            return NewOrder(skey, cl, order.account, order.symbol, order.side, order.ord_type, qty, price,
+                            order.trader, order.strategy)
         return NewOrder(skey, cl, fm.get(msg, fm.ACCOUNT), fm.get(msg, fm.SYMBOL), fm.get(msg, fm.SIDE), "",
                         qty, price)
 

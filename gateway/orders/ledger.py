@@ -44,6 +44,9 @@ class Order:
     avg_px: float = 0.0
     pending: str = ""  # venue ClOrdID of an outstanding cancel/replace request
     tif: str = ""  # TimeInForce(59) as the client sent it; "" and "0" are DAY
+    trader: str = ""  # who sent it (risk.controls): kill switches and the journal
+    strategy: str = ""
+    owner: str = ""  # self-match prevention's owner ('' when it is off)
 
     @property
     def leaves_qty(self) -> float:
@@ -84,6 +87,10 @@ class Ledger:
     # ClOrdIDs of the previous trading day, for sessions whose ClOrdIDs must stay unique across the boundary
     prior_ids: set[tuple[str, str]] = field(default_factory=set)
     open: dict[int, Order] = field(default_factory=dict)  # kept as orders move: status must not scan history
+    # Open orders by (self-match owner, symbol): what a new order could trade against
+    open_by_owner: dict[tuple[str, str], dict[int, Order]] = field(default_factory=dict)
+    # The day's short sales (54=5) by (account, symbol): what they use of the day's locates
+    shorts: dict[tuple[str, str], list[Order]] = field(default_factory=dict)
     next_number: int = 1
     next_request: int = 0  # numbers venue ClOrdIDs; restored from the event log on restart
 
@@ -96,14 +103,19 @@ class Ledger:
         return req.order if req else None
 
     def add_new(self, session: str, cl: str, venue_cl: str, account: str, symbol: str, side: str,
-                ord_type: str, qty: float, price: float, slot: int, tif: str = "") -> Order:
+                ord_type: str, qty: float, price: float, slot: int, tif: str = "", trader: str = "",
+                strategy: str = "", owner: str = "") -> Order:
         # Shared, not one copy per order: less memory, and a checkpoint pickles each name once.
         session, account, symbol = sys.intern(session), sys.intern(account), sys.intern(symbol)
         order = Order(self.next_number, session, account, symbol, side, ord_type, qty, price, cl, venue_cl, slot,
-                      tif=tif)
+                      tif=tif, trader=trader, strategy=strategy, owner=owner)
         self.next_number += 1
         self.orders[order.number] = order
         self.open[order.number] = order
+        if owner:
+            self.open_by_owner.setdefault((owner, symbol), {})[order.number] = order
+        if side == "5":
+            self.shorts.setdefault((account, symbol), []).append(order)
         req = Request(order, "D", cl, "", venue_cl, "", qty, price)
         self.by_client[(session, cl)] = req
         self.by_venue[venue_cl] = req
@@ -121,8 +133,33 @@ class Ledger:
         order.status = status
         if status in DONE_STATUSES:
             self.open.pop(order.number, None)
+            if order.owner:
+                book = self.open_by_owner.get((order.owner, order.symbol))
+                if book is not None:
+                    book.pop(order.number, None)
         else:  # a bust or correction can give a done order leaves again
             self.open[order.number] = order
+            if order.owner:
+                self.open_by_owner.setdefault((order.owner, order.symbol), {})[order.number] = order
+
+    def reindex(self) -> None:
+        """Rebuild the indices from the orders (a checkpoint stores the orders only)."""
+        self.open_by_owner = {}
+        self.shorts = {}
+        for o in self.orders.values():
+            if o.owner and o.number in self.open:
+                self.open_by_owner.setdefault((o.owner, o.symbol), {})[o.number] = o
+            if o.side == "5":
+                self.shorts.setdefault((o.account, o.symbol), []).append(o)
+
+    def resting_against(self, owner: str, symbol: str) -> list[Order]:
+        """The owner's open orders in the symbol (self-match prevention looks for one the new order crosses)."""
+        book = self.open_by_owner.get((owner, symbol))
+        return list(book.values()) if book else []
+
+    def short_used(self, account: str, symbol: str) -> float:
+        """What the day's short sales use of the locates: filled, plus the leaves still open."""
+        return sum(o.cum_qty + o.leaves_qty for o in self.shorts.get((account, symbol), ()))
 
     def open_orders(self) -> list[Order]:
         return list(self.open.values())

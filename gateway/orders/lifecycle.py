@@ -11,8 +11,9 @@ import logging
 import math
 from typing import Iterable, Protocol
 
-from gateway.events.schema import (Admin, AnyEvent, CancelRejected, CarriedOrder, Cash, DayStart, Event, Execution,
-                                   Mark, NewOrder, Position, Rejected, Switch, Undelivered, UsedIds, AmendRequest)
+from gateway.events.schema import (Admin, AnyEvent, Breaker, CancelRejected, CarriedOrder, Cash, DayStart, Event,
+                                   Execution, Halt, Mark, NewOrder, Position, Rejected, Switch, Undelivered, UsedIds,
+                                   AmendRequest)
 from gateway.orders.ledger import REJECTED, Ledger, Order, Request
 from gateway.orders.trading_day import restore_order
 
@@ -26,6 +27,8 @@ class RiskHooks(Protocol):
     def apply_admin(self, ev: Admin) -> None: ...
     def restore(self, ev: Event) -> None: ...
     def restore_order(self, order: Order, pending: Request | None) -> int: ...
+    def breaker(self, ev: Breaker) -> None: ...
+    def halt(self, ev: Halt) -> None: ...
 
 
 def apply_new(ledger: Ledger, risk: RiskHooks | None, ev: NewOrder) -> Order:
@@ -35,7 +38,7 @@ def apply_new(ledger: Ledger, risk: RiskHooks | None, ev: NewOrder) -> Order:
     slot = (risk.reserve(ev.session, ev.account, ev.symbol, ev.side, ev.ord_type, ev.qty, price)
             if risk is not None else -1)
     return ledger.add_new(ev.session, ev.cl_ord_id, ev.venue_cl_ord_id, ev.account, ev.symbol, ev.side,
-                          ev.ord_type, ev.qty, price, slot, ev.tif)
+                          ev.ord_type, ev.qty, price, slot, ev.tif, ev.trader, ev.strategy, ev.owner)
 
 
 def apply_amend(ledger: Ledger, risk: RiskHooks | None, ev: AmendRequest) -> Request:
@@ -129,7 +132,7 @@ def replay_log(events: Iterable[AnyEvent], ledger: Ledger, risk: RiskHooks | Non
         elif isinstance(ev, (Execution, CancelRejected, Undelivered)):
             apply_report(ledger, risk, ledger.by_venue[ev.venue_cl_ord_id], ev)
         elif isinstance(ev, Admin):
-            if risk is not None and ev.action.split(" ")[0] in ("kill", "reduce_only"):
+            if risk is not None and ev.action.split(" ")[0] in ("kill", "reduce_only", "halt"):
                 try:
                     risk.apply_admin(ev)
                 except ValueError:
@@ -148,6 +151,12 @@ def replay_log(events: Iterable[AnyEvent], ledger: Ledger, risk: RiskHooks | Non
         elif isinstance(ev, (Mark, Position, Cash, Switch)):  # carried risk state
             if risk is not None:
                 risk.restore(ev)
+        elif isinstance(ev, Breaker):
+            if risk is not None:
+                risk.breaker(ev)
+        elif isinstance(ev, Halt):
+            if risk is not None:
+                risk.halt(ev)
         request = getattr(ev, "request", None)
         if request:
             ledger.next_request = max(ledger.next_request, request)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from config.risk_models import RiskConfig
+from config.settings import ControlsSettings
 from gateway.events import schema as ev_
-from gateway.orders.ledger import Order, Request
+from gateway.orders.ledger import Ledger, Order, Request
 from gateway.orders.requests import NewOrder, Verdict
+from risk.controls import SCOPE_KINDS, Block, Controls, Trip, crosses, strictly_reduces
 from risk.decision import Decision, Outcome
 from risk.engine import RiskEngine, UnknownSlot
 from risk.reasons import CATALOGUE
@@ -41,19 +43,104 @@ def verdict_of(d: Decision) -> Verdict:
 _ACCEPT = Verdict()
 
 
+def _verdict(b: Block) -> Verdict:
+    return Verdict(b.code, b.detail, b.value, b.limit)
+
+
 class RiskStage:
     def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float, int]],
                  max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns,
-                 buffers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """buffers: the engine's state as a checkpoint saved it (made under this very configuration)."""
+                 buffers: tuple[Any, ...] | None = None, controls: ControlsSettings | None = None) -> None:
+        """buffers: the state as a checkpoint saved it, made under this very configuration (snapshot())."""
         self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
-        self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders, _buffers=buffers)
+        self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders,
+                                 _buffers=buffers[:2] if buffers is not None else None)  # type: ignore[arg-type]
+        self.controls = Controls(controls or ControlsSettings(), cfg.locates)
+        if buffers is not None and len(buffers) > 2:
+            self.controls.load_state(buffers[2])
         self.session_idx = {s: n for n, s in enumerate(sessions)}
         self.clock = clock
+
+    def snapshot(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        f, ib = self.engine.snapshot()
+        return f, ib, self.controls.state()
 
     @property
     def limits_version(self) -> str:
         return self.engine.limits_version
+
+    # ---------------------------------------------------------------- controls (risk.controls)
+    def check_controls(self, o: NewOrder, ledger: Ledger) -> tuple[Verdict | None, list[Order]]:
+        """Kill switches by session, trader and strategy, breakers, halts, scoped reduce-only, locates and
+        self-match prevention. Returns the verdict (None: go on to the limits) and, for self-match prevention
+        that cancels the resting order, the orders to cancel before the new one goes."""
+        c = self.controls
+        b = c.blocked(o.session, o.account, o.trader, o.strategy, o.symbol)
+        if b is not None:
+            return _verdict(b), []
+        scope = c.reduce_only_scope(o.session, o.trader, o.strategy)
+        if scope is not None and not self._reduces(o.account, o.symbol, o.side, o.qty):
+            return Verdict("REDUCE_ONLY", f"reduce-only on for {scope}: the order does not reduce the position",
+                           self._net_position(o.account, o.symbol)), []
+        if o.side == "5":
+            b = c.locate_missing(o.account, o.symbol, o.qty, ledger.short_used(o.account, o.symbol), o.locate)
+            if b is not None:
+                return _verdict(b), []
+        if o.owner:
+            crossed = [r for r in ledger.resting_against(o.owner, o.symbol)
+                       if crosses(o.side, o.price if o.ord_type == "2" else math.nan, r.side,
+                                  r.price if r.ord_type == "2" else math.nan)]
+            if crossed:
+                names = ", ".join(r.cl_ord_id for r in crossed[:3])
+                if c.smp_action(o.account) == "cancel_resting" and not any(r.pending for r in crossed):
+                    return None, crossed
+                return Verdict("SELF_MATCH", f"would trade against resting {names} of {o.owner}"), []
+        return None, []
+
+    def check_amend_controls(self, order: Order, qty: float, price: float, ledger: Ledger) -> Verdict | None:
+        """A replace meets the same kill switches, breakers and halts; it may not add to a short sale beyond its
+        locate, nor move its price through a resting order of the same owner."""
+        c = self.controls
+        b = c.blocked(order.session, order.account, order.trader, order.strategy, order.symbol)
+        if b is not None:
+            return _verdict(b)
+        scope = c.reduce_only_scope(order.session, order.trader, order.strategy)
+        if scope is not None and qty > order.qty:
+            return Verdict("REDUCE_ONLY", f"reduce-only on for {scope}: a replace may only shrink the order")
+        if order.side == "5" and qty > order.qty:
+            b = c.locate_missing(order.account, order.symbol, qty - order.qty,
+                                 ledger.short_used(order.account, order.symbol), "")
+            if b is not None:
+                return _verdict(b)
+        if order.owner:
+            px = price if order.ord_type == "2" else math.nan
+            for r in ledger.resting_against(order.owner, order.symbol):
+                if r is not order and crosses(order.side, px, r.side, r.price if r.ord_type == "2" else math.nan):
+                    return Verdict("SELF_MATCH", f"would trade against resting {r.cl_ord_id} of {order.owner}")
+        return None
+
+    def _net_position(self, account: str, symbol: str) -> float:
+        e = self.engine
+        a, i = e.account_index(account), e.instrument_index(symbol)
+        return e.position(a, i) if a >= 0 and i >= 0 else 0.0
+
+    def _reduces(self, account: str, symbol: str, side: str, qty: float) -> bool:
+        e = self.engine
+        a, i = e.account_index(account), e.instrument_index(symbol)
+        if a < 0 or i < 0:
+            return False
+        ob, os_ = e.open_exposure(a, i)
+        return strictly_reduces(side, qty, e.position(a, i), ob, os_)
+
+    def breaker(self, ev: ev_.Breaker) -> None:
+        """A breaker trip or clear, live and on replay."""
+        if ev.action == "trip":
+            self.controls.trip(Trip(ev.code, ev.scope, ev.value, ev.limit))
+        else:
+            self.controls.clear(ev.code, ev.scope)
+
+    def halt(self, ev: ev_.Halt) -> None:
+        self.controls.halt(ev.symbol, ev.halted, "venue")
 
     # ---------------------------------------------------------------- checks
     def check_new(self, o: NewOrder, duplicate: bool) -> Verdict:
@@ -193,13 +280,25 @@ class RiskStage:
     def apply_admin(self, ev: ev_.Admin | ev_.Switch) -> None:
         """An operator switch ('kill on', 'reduce_only off', ...) on 'global', 'account:X' or 'instrument:Y'.
 
+        Also 'session:S', 'trader:T', 'strategy:X' (risk.controls), and 'halt on|off' on 'instrument:Y'.
         Raises ValueError for an unknown switch, scope or name; live and replayed switches share this code.
         """
         switch, _, state = ev.action.partition(" ")
-        if switch not in ("kill", "reduce_only") or state not in ("on", "off"):
+        if switch not in ("kill", "reduce_only", "halt") or state not in ("on", "off"):
             raise ValueError(f"unknown operator action {ev.action!r}")
         scope, _, name = ev.scope.partition(":")
         e = self.engine
+        if switch == "halt":
+            if scope != "instrument" or e.instrument_index(name) < 0:
+                raise ValueError(f"a halt names a known instrument:SYMBOL, not {ev.scope!r}")
+            who = getattr(ev, "who", "")  # a carried Switch names nobody
+            self.controls.halt(name, state == "on", f"operator {who}" if who else "operator")
+            return
+        if scope in SCOPE_KINDS:
+            if not name:
+                raise ValueError(f"scope {ev.scope!r} names nobody")
+            self.controls.switch(switch, ev.scope, state == "on")
+            return
         if scope == "global":
             idx = 0
         elif scope == "account":
@@ -207,7 +306,8 @@ class RiskStage:
         elif scope == "instrument":
             idx = e.instrument_index(name)
         else:
-            raise ValueError(f"scope must be global, account:NAME or instrument:SYMBOL, not {ev.scope!r}")
+            raise ValueError("scope must be global, account:NAME, instrument:SYMBOL, session:KEY, trader:NAME or "
+                             f"strategy:NAME, not {ev.scope!r}")
         if idx < 0:
             raise ValueError(f"unknown {scope} {name!r}")
         (e.set_kill if switch == "kill" else e.set_reduce_only)(scope, idx, state == "on")
@@ -216,6 +316,7 @@ class RiskStage:
     def new_day(self) -> None:
         """A fresh engine for the next trading day; the carried events then restore what carries over."""
         self.engine = self.engine.fresh()
+        self.controls = Controls(self.controls.settings, self.engine.cfg.locates)
 
     def carry(self, kill: bool, reduce_only: bool) -> list[ev_.Event]:
         """Marks, positions, cash (daily P&L restarts from the equity now) and switches as carried events."""
@@ -242,9 +343,21 @@ class RiskStage:
                 for n, name in enumerate(names):
                     if state(scope, n):
                         out.append(ev_.Switch(action=f"{switch} on", scope=f"{scope}:{name}"))
+            for scope in sorted(self.controls.kills if switch == "kill" else self.controls.reduce_only):
+                out.append(ev_.Switch(action=f"{switch} on", scope=scope))
+        # Breakers stay tripped until cleared, and a halt until lifted: a new day changes neither.
+        c = self.controls
+        for sym, source in sorted(c.halts.items()):
+            if source == "venue":
+                out.append(ev_.Halt(symbol=sym, halted=True, text="carried from the previous trading day"))
+            else:
+                out.append(ev_.Switch(action="halt on", scope=f"instrument:{sym}"))
+        for t in c.tripped.values():
+            out.append(ev_.Breaker(action="trip", code=t.code, scope=t.scope, value=t.value, limit=t.limit,
+                                   who="gateway", why="carried from the previous trading day"))
         return out
 
-    def restore(self, ev: ev_.Mark | ev_.Position | ev_.Cash | ev_.Switch) -> None:
+    def restore(self, ev: ev_.Mark | ev_.Position | ev_.Cash | ev_.Switch | ev_.Breaker | ev_.Halt) -> None:
         """One carried MARK, POS, CASH or SW event; a name the configuration no longer has is logged, not fatal."""
         e = self.engine
         try:
@@ -257,6 +370,10 @@ class RiskStage:
                 e.set_account_money(self._index(e.account_index, ev.account), ev.cash, ev.base)
             elif isinstance(ev, ev_.Switch):
                 self.apply_admin(ev)
+            elif isinstance(ev, ev_.Breaker):
+                self.breaker(ev)
+            elif isinstance(ev, ev_.Halt):
+                self.halt(ev)
         except (ValueError, IndexError) as exc:
             log.error("carried state does not apply to this configuration", extra={"event": ev.kind, "error": str(exc)})
 
@@ -284,4 +401,5 @@ class RiskStage:
     def swap_config(self, new_cfg: RiskConfig) -> str:
         """New limits and reference data, positions and open orders kept; raises ValueError and keeps the old."""
         self.engine = self.engine.with_config(new_cfg)
+        self.controls.locates = dict(new_cfg.locates)
         return self.engine.limits_version

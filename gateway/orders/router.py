@@ -31,6 +31,8 @@ from gateway.orders.ledger import Ledger
 from gateway.orders.lifecycle import apply_rejected, replay_log
 from gateway.orders.requests import NewOrder, RiskChecks, Sent, Verdict, none_if_nan
 from gateway.orders.venue_side import VenueSide
+from risk.controls import Trip
+from risk.reasons import reason
 
 log = logging.getLogger("fixgw.router")
 T = TypeVar("T")
@@ -228,9 +230,78 @@ class Router(ClientSide, VenueSide):
                              account=o.account, symbol=o.symbol, side=o.side, qty=none_if_nan(o.qty), px=none_if_nan(o.price),
                              code=v.code or "", detail=v.detail, value=none_if_nan(v.value), limit=none_if_nan(v.limit),
                              warnings=v.warnings, limits_version=self._limits_version, check_ns=ck,
-                             ts=time.time_ns(), account_defaulted=1 if defaulted else 0)
+                             ts=time.time_ns(), account_defaulted=1 if defaulted else 0, trader=o.trader,
+                             strategy=o.strategy)
         self.events.append(ev)
         apply_rejected(self.ledger, ev)
+        if self.risk is not None and v.code:
+            # Only accounts the session may trade: a storm of made-up ones must not grow a window each.
+            account = o.account if o.account in self.accounts.get(o.session, ()) else ""
+            for t in self.risk.controls.on_reject(o.session, account, v.code, self.risk.clock()):
+                self._trip(t)
+
+    # ---------------------------------------------------------------- circuit breakers (risk.controls)
+    def _count_message(self, skey: str) -> bool:
+        """Count an order-entry message against the session's storm rate (under the lock); True: it just
+        tripped, and the caller logs the session out once the lock is released (_storm_out)."""
+        if self.risk is None:
+            return False
+        t = self.risk.controls.on_message(skey, self.risk.clock())
+        if t is None:
+            return False
+        self._trip(t)
+        return True
+
+    def _trip(self, t: Trip) -> None:
+        """A breaker trips (under the lock): logged, in force for the next order, and alerted at once."""
+        assert self.risk is not None
+        ev = schema.Breaker(action="trip", code=t.code, scope=t.scope, value=t.value, limit=t.limit, who="gateway",
+                            why=f"{t.value:g} in the window > {t.limit:g}", ts=time.time_ns())
+        self.events.append(ev)
+        self.risk.breaker(ev)
+        self._alert(t.code)
+        log.error("%s: circuit breaker tripped for %s; see %s", t.code, t.scope, reason(t.code).runbook,
+                  extra={"code": t.code, "scope": t.scope, "value": t.value, "limit": t.limit})
+
+    def _storm_out(self, skey: str) -> None:
+        """The second step of the message throttle, as exchanges do it: the session is logged out (and stays
+        out until the breaker is cleared) and its open orders are cancelled."""
+        sid = self.clients.get(skey) or self.client_sids.get(skey)
+        session = sessions.lookup(sid) if sid is not None else None
+        if session is not None:
+            session.logout("MESSAGE_STORM: message rate above the storm limit; an operator must clear the breaker")
+        self.cancel_orders(lambda o: o.session == skey, "MESSAGE_STORM: session logged out for a message storm")
+
+    def clear_breaker(self, code: str, scope: str, who: str, why: str) -> dict[str, Any]:
+        """An operator clears a tripped breaker (journaled with who and why); a message-storm session may log on
+        again."""
+        if self.risk is None:
+            raise ValueError("no risk engine: breakers need it")
+        with self.lock:
+            if (code, scope) not in self.risk.controls.tripped:
+                raise ValueError(f"no tripped {code} breaker for {scope!r}: see `fixgw admin breakers`")
+            ev = schema.Breaker(action="clear", code=code, scope=scope, who=who, why=why, ts=time.time_ns())
+            self.events.append(ev)
+            self.risk.breaker(ev)
+        kind, _, name = scope.partition(":")
+        if code == "MESSAGE_STORM" and kind == "session":
+            sid = self.clients.get(name) or self.client_sids.get(name)
+            session = sessions.lookup(sid) if sid is not None else None
+            if session is not None:
+                session.logon()  # lets the acceptor take its Logon again
+        log.warning("circuit breaker cleared", extra={"code": code, "scope": scope, "who": who, "why": why})
+        return {"code": code, "scope": scope, "cleared": True}
+
+    def breakers(self) -> list[dict[str, Any]]:
+        """The tripped breakers and halts, for `fixgw admin breakers`."""
+        if self.risk is None:
+            return []
+        with self.lock:
+            c = self.risk.controls
+            out = [{"code": t.code, "scope": t.scope, "value": t.value, "limit": t.limit} for t in c.tripped.values()]
+            out += [{"code": "INSTRUMENT_HALTED", "scope": f"instrument:{sym}", "source": src}
+                    for sym, src in sorted(c.halts.items())]
+        return out
 
     def _send_venue(self, msg: fm.Message) -> bool:
         sid = self.venue

@@ -129,7 +129,7 @@ def carried_orders(ledger: Ledger) -> list[Event]:
             live=_carried_request(live) if live is not None else
             CarriedRequest("D", o.cl_ord_id, "", o.venue_cl_ord_id, "", o.qty, _num(o.price)),
             pending=_carried_request(pending) if pending is not None else None,
-            fills=fills_of.get(o.number, [])))
+            fills=fills_of.get(o.number, []), trader=o.trader, strategy=o.strategy, owner=o.owner))
     return out
 
 
@@ -168,10 +168,14 @@ def restore_order(ledger: Ledger, ev: CarriedOrder) -> tuple[Order, Request | No
     price = math.nan if ev.px is None else ev.px
     o = Order(ev.number, ev.session, ev.account, ev.symbol, ev.side, ev.ord_type, ev.qty, price, live.cl_ord_id,
               live.venue_cl_ord_id, order_id=ev.order_id, status=ev.status, cum_qty=ev.cum_qty, avg_px=ev.avg_px,
-              tif=ev.tif)
+              tif=ev.tif, trader=ev.trader, strategy=ev.strategy, owner=ev.owner)
     ledger.orders[o.number] = o
     if o.status not in DONE_STATUSES:
         ledger.open[o.number] = o
+        if o.owner:
+            ledger.open_by_owner.setdefault((o.owner, o.symbol), {})[o.number] = o
+    if o.side == "5":  # its earlier fills count against the new day's locates too: the cautious side
+        ledger.shorts.setdefault((o.account, o.symbol), []).append(o)
     ledger.next_number = max(ledger.next_number, o.number + 1)
 
     def request(f: CarriedRequest) -> Request:

@@ -234,6 +234,11 @@ class VenueSide:
                     ev.sending_time = f.get(fm.ORIG_SENDING_TIME) or f.get(fm.SENDING_TIME, "")
                 self.events.append(ev)
                 apply_report(self.ledger, self.risk, req, ev)
+                if exec_type == "F" and self.risk is not None:
+                    t = self.risk.controls.on_fill(order.account, order.strategy, order.symbol, order.side,
+                                                   self.risk.clock())
+                    if t is not None:
+                        self._trip(t)  # type: ignore[attr-defined]
                 out = self._client_copy(msg, req)
         self._send_client(out, skey)
 
@@ -283,7 +288,7 @@ class VenueSide:
                     request=self.ledger.next_request, session=order.session, cl_ord_id=order.cl_ord_id,
                     orig_cl_ord_id="", venue_cl_ord_id=venue_cl, number=order.number, account=order.account,
                     symbol=order.symbol, side=order.side, qty=None, px=None, limits_version=self._limits_version,
-                    by="gateway", why=why, ts=time.time_ns())
+                    by="gateway", why=why, ts=time.time_ns(), trader=order.trader, strategy=order.strategy)
                 self.events.append(ev)
                 req = apply_amend(self.ledger, self.risk, ev)
                 m = fm.new_message("F")
