@@ -112,6 +112,16 @@ class VenueSettings(InitiatorSettings):
     answer_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
 
 
+class MarketDataSettings(InitiatorSettings):
+    """The venue's market-data session: last/bid/ask per instrument for the price collar, market-order notional
+    and marks, and SecurityStatus halts. A price older than `max_age_s` rejects the instrument's orders
+    (STALE_REFERENCE_PRICE); an instrument the feed has not priced yet uses the last fill, else the configured
+    reference price, and each decision records which."""
+
+    symbols: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)  # empty: every instrument
+    max_age_s: Annotated[float, Field(gt=0, le=86_400)] = 5.0
+
+
 class RiskFiles(_Strict):
     instruments: Path
     accounts: Path
@@ -245,6 +255,7 @@ class GatewayConfig(_Strict):
     acceptor: AcceptorSettings
     venue: VenueSettings
     dropcopy: InitiatorSettings | None = None
+    marketdata: MarketDataSettings | None = None
     risk: RiskFiles | None = None
     reconciliation: ReconSettings = ReconSettings()
     trading_day: TradingDaySettings = TradingDaySettings()
@@ -266,7 +277,15 @@ class GatewayConfig(_Strict):
             or b.repeated_exec_count
         if on and self.risk is None:
             raise ValueError("[controls] need the [risk] section: the controls run beside the risk engine")
+        if self.marketdata is not None and self.marketdata.enabled and self.risk is None:
+            raise ValueError("[marketdata] needs the [risk] section: its prices are the risk checks' reference")
         return self
+
+    @property
+    def max_price_age_s(self) -> float | None:
+        """How old a market-data price may be, when the market-data session is on."""
+        md = self.marketdata
+        return md.max_age_s if md is not None and md.enabled else None
 
     @property
     def state_dir(self) -> Path:

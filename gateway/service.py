@@ -15,6 +15,7 @@ from typing import Any
 from config.positions import load_positions
 from config.risk_models import RiskConfig, load_risk_config
 from config.settings import FixSessionPolicy, GatewayConfig
+from gateway.fix import market_data as mdfix
 from gateway.fix import messages as fm
 from gateway.fix import engines, sessions
 from gateway.fix import settings as qs
@@ -99,7 +100,8 @@ class Gateway:
             history = tail if tail is not None else head
             ledger = cp.ledger if cp is not None else Ledger()
             self.risk = (RiskStage(risk_cfg, client_keys, ledger.fills, cfg.gateway.max_open_orders,
-                                   buffers=cp.risk if cp is not None else None, controls=cfg.controls)
+                                   buffers=cp.risk if cp is not None else None, controls=cfg.controls,
+                                   max_price_age_s=cfg.max_price_age_s)
                          if risk_cfg is not None else None)
             prefix = self._begin(head, risk_cfg)  # when it starts the day, history is head and has its events
             self.trading_day, self.day_started = self._day_of(head)
@@ -146,6 +148,8 @@ class Gateway:
         self._disconnected: collections.deque[str] = collections.deque()
         self.venue_logged_on = threading.Event()
         self.dropcopy_logged_on = threading.Event()
+        self.marketdata_logged_on = threading.Event()
+        self._md_requests = 0
         # Session schedules: QuickFIX enforces the UTC window; this keeper the trading days and the daily window
         # of weekly/never-resetting schedules (housekeeping ticks it). Its clock is the gateway's.
         self.schedules = ScheduleKeeper(scheduled_sessions(cfg, self.session_ids()), clock=self.clock)
@@ -239,6 +243,16 @@ class Gateway:
             initiators.append(self._engine("dropcopy", "initiator", dc_app, state / "quickfix" / "dropcopy.cfg",
                                            dtext, log_dir))
             self._apps.append(dc_app)
+        md = cfg.marketdata
+        if md is not None and md.enabled and self.risk is not None:
+            md_app = App("marketdata", self._from_marketdata, self._marketdata_logon,
+                         lambda sid: self.marketdata_logged_on.clear())
+            mtext = qs.render("initiator", [session_spec(md, md.sender_comp_id, md.target_comp_id, md.host, md.port,
+                                                         md.heartbeat_s, md.reconnect_s)],
+                              state / "store" / "marketdata", log_dir and log_dir / "marketdata", dict_dir=dict_dir)
+            initiators.append(self._engine("marketdata", "initiator", md_app,
+                                           state / "quickfix" / "marketdata.cfg", mtext, log_dir))
+            self._apps.append(md_app)
         self._engines = [acceptor, *initiators]
         for engine in self._engines:
             engine.start()
@@ -297,6 +311,33 @@ class Gateway:
             raise fm.UnsupportedMessageType()
         self.recon_feed.on_dropcopy(fm.to_dict(msg))
 
+    # ------------------------------------------------------------------ market data
+    def _marketdata_logon(self, sid: SessionID) -> None:
+        """Subscribe to every configured symbol, and ask each one's trading status (a halt may have begun
+        while the session was down)."""
+        assert self.risk is not None and self.cfg.marketdata is not None
+        symbols = self.cfg.marketdata.symbols or list(self.risk.engine.instrument_symbols)
+        self._md_requests += 1
+        sessions.send(mdfix.market_data_request(f"MD{self._md_requests}", symbols), sid)
+        for n, sym in enumerate(symbols):
+            sessions.send(mdfix.security_status_request(f"SS{self._md_requests}-{n}", sym), sid)
+        self.marketdata_logged_on.set()
+        log.info("market data subscribed", extra={"symbols": len(symbols)})
+
+    def _from_marketdata(self, msg: fm.Message, sid: SessionID) -> None:
+        msg_type = msg.getHeader().getField(fm.MSG_TYPE)
+        if msg_type in ("W", "X"):
+            self.router.market_data(mdfix.parse_market_data(msg))
+        elif msg_type == "f":
+            symbol, halted, text = mdfix.parse_security_status(msg)
+            if halted is not None:
+                self.router.venue_halt(symbol, halted, text)
+        elif msg_type in ("Y", "j"):
+            # No reject answers a reject; the symbol keeps its fallback price, and its age says so.
+            log.warning("market-data request refused by the venue", extra={"fix": msg.toString().replace("\x01", "|")})
+        else:
+            raise fm.UnsupportedMessageType()
+
     # ------------------------------------------------------------------ reconciliation hooks
     def _mirror(self, rec: FillRecord, sign: int) -> None:
         """A drop-copy fill the gateway never saw moves positions, so risk sees the real book."""
@@ -353,6 +394,10 @@ class Gateway:
         if d is not None and d.enabled:
             out[session_key(d.sender_comp_id, d.target_comp_id)] = (
                 "dropcopy", sessions.session_id(d.begin_string, d.sender_comp_id, d.target_comp_id))
+        md = self.cfg.marketdata
+        if md is not None and md.enabled:
+            out[session_key(md.sender_comp_id, md.target_comp_id)] = (
+                "marketdata", sessions.session_id(md.begin_string, md.sender_comp_id, md.target_comp_id))
         return out
 
     def seq_reset(self, key: str, next_sender: int | None, next_target: int | None, who: str,
@@ -444,6 +489,9 @@ class Gateway:
                 for code in BREAKER_CODES:
                     m.breakers_tripped.labels(code).set(sum(1 for t in c.tripped.values() if t.code == code))
                 m.halted.set(len(c.halts))
+                now = risk.clock()
+                for sym in c.priced_at:
+                    m.price_age.labels(sym).set(c.price_age_s(sym, now) or 0.0)
 
         self.router.read(read)
         m.unroutable.set(self.router.unroutable)

@@ -77,12 +77,17 @@ def strictly_reduces(side: str, qty: float, position: float, open_buys: float, o
 
 
 class Controls:
-    def __init__(self, settings: ControlsSettings, locates: dict[tuple[str, str], float] | None = None) -> None:
+    def __init__(self, settings: ControlsSettings, locates: dict[tuple[str, str], float] | None = None,
+                 max_price_age_s: float | None = None) -> None:
         self.settings = settings
         self.locates = dict(locates or {})
+        # When the market-data feed last priced each symbol (ns); None: no feed, nothing can be stale
+        self.max_price_age_ns = None if max_price_age_s is None else int(max_price_age_s * 1e9)
+        self.priced_at: dict[str, int] = {}
         self.kills: set[str] = set()  # "session:S", "trader:T", "strategy:X"
         self.reduce_only: set[str] = set()
-        self.halts: dict[str, str] = {}  # symbol -> who halted it ("venue", or the operator)
+        self.venue_halts: set[str] = set()  # symbols the venue halted (SecurityStatus)
+        self.operator_halts: dict[str, str] = {}  # symbol -> the operator who halted it: a venue resume keeps it
         self.tripped: dict[tuple[str, str], Trip] = {}  # (code, scope) -> the trip
         b = settings.breakers
         self._reject_span = int(b.reject_storm_window_s * 1e9)
@@ -107,10 +112,21 @@ class Controls:
         (target.add if on else target.discard)(scope)
 
     def halt(self, symbol: str, on: bool, source: str) -> None:
-        if on:
-            self.halts[symbol] = source
+        """source "venue" (SecurityStatus) or "operator ...": each lifts only its own halt."""
+        if source == "venue":
+            (self.venue_halts.add if on else self.venue_halts.discard)(symbol)
+        elif on:
+            self.operator_halts[symbol] = source
         else:
-            self.halts.pop(symbol, None)
+            self.operator_halts.pop(symbol, None)
+
+    @property
+    def halts(self) -> dict[str, str]:
+        """Every halted symbol and who halted it."""
+        out = dict.fromkeys(sorted(self.venue_halts), "venue")
+        for sym, who in self.operator_halts.items():
+            out[sym] = f"{out[sym]} and {who}" if sym in out else who
+        return out
 
     # ---------------------------------------------------------------- what blocks an order
     def blocked(self, session: str, account: str, trader: str, strategy: str, symbol: str) -> Block | None:
@@ -126,7 +142,7 @@ class Controls:
                     if trip is not None:
                         return Block(code, f"breaker tripped for {scope}; an operator must clear it", trip.value,
                                      trip.limit)
-        if self.halts and symbol in self.halts:
+        if (self.venue_halts or self.operator_halts) and (symbol in self.venue_halts or symbol in self.operator_halts):
             return Block("INSTRUMENT_HALTED", f"trading in {symbol} halted ({self.halts[symbol]})")
         return None
 
@@ -137,6 +153,21 @@ class Controls:
                 if name and f"{kind}:{name}" in self.reduce_only:
                     return f"{kind}:{name}"
         return None
+
+    def price_age_s(self, symbol: str, now_ns: int) -> float | None:
+        """Seconds since the feed last priced the symbol; None if it never has (the stated fallback applies)."""
+        t = self.priced_at.get(symbol)
+        return None if t is None else max(now_ns - t, 0) / 1e9
+
+    def stale(self, symbol: str, now_ns: int) -> Block | None:
+        """Fail closed on an old price: once the feed has priced a symbol, its price must stay fresh."""
+        if self.max_price_age_ns is None:
+            return None
+        t = self.priced_at.get(symbol)
+        if t is None or now_ns - t <= self.max_price_age_ns:
+            return None
+        age, limit = (now_ns - t) / 1e9, self.max_price_age_ns / 1e9
+        return Block("STALE_REFERENCE_PRICE", f"{symbol} price {age:.2f} s old > max {limit:g} s", age, limit)
 
     def locate_missing(self, account: str, symbol: str, qty: float, used: float, locate_id: str) -> Block | None:
         """A short sale needs a locate: the client's locate ID, or enough left of the located quantity after
@@ -232,11 +263,13 @@ class Controls:
     # ---------------------------------------------------------------- state (checkpoints)
     def state(self) -> dict[str, object]:
         """What the event log's switches, halts and breaker events built (a checkpoint keeps it)."""
-        return {"kills": sorted(self.kills), "reduce_only": sorted(self.reduce_only), "halts": dict(self.halts),
+        return {"kills": sorted(self.kills), "reduce_only": sorted(self.reduce_only),
+                "venue_halts": sorted(self.venue_halts), "operator_halts": dict(self.operator_halts),
                 "tripped": [(t.code, t.scope, t.value, t.limit) for t in self.tripped.values()]}
 
     def load_state(self, d: dict[str, object]) -> None:
         self.kills = set(d["kills"])  # type: ignore[call-overload]
         self.reduce_only = set(d["reduce_only"])  # type: ignore[call-overload]
-        self.halts = dict(d["halts"])  # type: ignore[call-overload]
+        self.venue_halts = set(d["venue_halts"])  # type: ignore[call-overload]
+        self.operator_halts = dict(d["operator_halts"])  # type: ignore[call-overload]
         self.tripped = {(c, s): Trip(c, s, v, lim) for c, s, v, lim in d["tripped"]}  # type: ignore[attr-defined]

@@ -58,14 +58,16 @@ def demo_configs(state: Path, gateway_toml: Path | None = None, sim_toml: Path |
     """The embedded demo configuration on free ports, with its state under `state`."""
     cfg = load_config(gateway_toml or DEMO_DIR / "gateway.toml")
     sim = load_sim_config(sim_toml or DEMO_DIR / "venue_sim.toml")
-    port, vport, dport = free_port(), free_port(), free_port()
+    port, vport, dport, mport = free_port(), free_port(), free_port(), free_port()
     cfg = cfg.model_copy(update={
         "gateway": cfg.gateway.model_copy(update={"state_dir": state / "gateway"}),
         "acceptor": cfg.acceptor.model_copy(update={"port": port}),
         "venue": cfg.venue.model_copy(update={"port": vport}),
         "dropcopy": cfg.dropcopy.model_copy(update={"port": dport}) if cfg.dropcopy else None,
+        "marketdata": cfg.marketdata.model_copy(update={"port": mport}) if cfg.marketdata else None,
     })
-    sim = sim.model_copy(update={"port": vport, "dropcopy_port": dport, "state_dir": state / "venue-sim"})
+    sim = sim.model_copy(update={"port": vport, "dropcopy_port": dport, "marketdata_port": mport,
+                                 "state_dir": state / "venue-sim"})
     return cfg, sim
 
 
@@ -125,13 +127,15 @@ def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> i
         gw.start()
         oms1.start()
         oms2.start()
-        script.check("sessions up", "OMS1, OMS2, venue and drop copy logged on",
+        script.check("sessions up", "OMS1, OMS2, venue, drop copy and market data logged on",
                      lambda: (oms1.wait_logon() and oms2.wait_logon() and gw.venue_logged_on.wait(15)
-                              and gw.dropcopy_logged_on.wait(15),
+                              and gw.dropcopy_logged_on.wait(15) and gw.marketdata_logged_on.wait(15),
                               f"OMS1={oms1.logged_on} OMS2={oms2.logged_on} venue={gw.router.venue_up} "
-                              f"dropcopy={gw.dropcopy_logged_on.is_set()}"))
+                              f"dropcopy={gw.dropcopy_logged_on.is_set()} "
+                              f"marketdata={gw.marketdata_logged_on.is_set()}"))
         run_script(script, oms1, oms2)
         run_risk_script(script, oms1, gw)
+        run_controls_script(script, oms1, gw, sim)
         recon = reconcile(script, gw, sim, state if tmp is None else None)
         decisions = decision_table(gw)
     finally:
@@ -216,6 +220,59 @@ def run_risk_script(script: Script, oms1: OmsClient, gw: Gateway) -> None:
     script.check("ACC1 order under the kill switch", "reject KILL_SWITCH_ACCOUNT",
                  rejected("K1", "KILL_SWITCH_ACCOUNT"))
     gw.set_switch("kill", "account", "ACC1", False, "demo", "end of the drill")
+
+
+STRATEGY_TAG = 7940  # the demo config's [controls] strategy_tag
+
+
+def run_controls_script(script: Script, oms1: OmsClient, gw: Gateway, sim: VenueSim) -> None:
+    """The controls beyond limits: self-match prevention, a circuit breaker, a stale market-data price."""
+    def filled(cl: str) -> Callable[[], tuple[bool, str]]:
+        return lambda: (True, _status(oms1.wait_for(lambda m: m.get(11) == cl and m.get(150) == "F")))
+
+    oms1.new_order("SM1", "ACC2", "JPM", "1", 100, 199.0)
+    script.check("ACC2 JPM buy 100 @199", "acknowledged, resting (150=0)",
+                 lambda: (True, _status(oms1.wait_for(lambda m: m.get(11) == "SM1" and m.get(150) == "0"))))
+    oms1.new_order("SM2", "ACC2", "JPM", "2", 100, 198.0)
+    script.check("ACC2 JPM sell @198 into its own bid", "reject SELF_MATCH", lambda: _text_check(oms1, "SM2",
+                                                                                              "SELF_MATCH"))
+    oms1.cancel("SM3", "SM1", "JPM", "1", "ACC2")
+
+    for n in range(6):  # the demo's breaker trips above 5 fills per instrument and side in a minute
+        oms1.new_order(f"L{n}", "ACC2", "AAPL", "1", 1, 190.0, extra={STRATEGY_TAG: "LOOP"})
+        oms1.wait_for(lambda m, cl=f"L{n}": m.get(11) == cl and m.get(150) == "F")
+    oms1.new_order("L6", "ACC2", "AAPL", "1", 1, 190.0, extra={STRATEGY_TAG: "LOOP"})
+    script.check("strategy LOOP fills 6 times in a minute", "breaker REPEATED_EXECUTIONS trips, rejects its next",
+                 lambda: _text_check(oms1, "L6", "REPEATED_EXECUTIONS"))
+    tripped = gw.router.breakers()
+    gw.router.clear_breaker("REPEATED_EXECUTIONS", "strategy:LOOP", "demo", "the strategy's owner re-enabled it")
+    oms1.new_order("L7", "ACC2", "AAPL", "1", 1, 190.0, extra={STRATEGY_TAG: "LOOP"})
+    script.check("operator clears the breaker", "LOOP trades again (fill)",
+                 lambda: (lambda ok, seen: (ok and len(tripped) == 1, f"tripped {tripped[0]['scope']}; {seen}"))(
+                     *filled("L7")()))
+
+    sim.pause_market_data(True)
+    max_age = gw.cfg.max_price_age_s or 0.0
+    stale = _wait(lambda: gw.router.read(lambda ledger, risk: (risk.controls.price_age_s("NVDA", risk.clock())
+                                                               or 0.0) > max_age), max_age + 10)
+    oms1.new_order("ST1", "ACC1", "NVDA", "1", 10, 120.0)
+    script.check(f"market data paused > {max_age:g} s", "reject STALE_REFERENCE_PRICE",
+                 lambda: (lambda ok, seen: (ok and stale, seen))(*_text_check(oms1, "ST1", "STALE_REFERENCE_PRICE")))
+    sim.pause_market_data(False)
+    _wait(lambda: gw.router.read(lambda ledger, risk: (risk.controls.price_age_s("NVDA", risk.clock())
+                                                       or max_age + 1) < max_age), 10)
+    oms1.new_order("ST2", "ACC1", "NVDA", "1", 10, 120.0)
+    script.check("market data flowing again", "NVDA order filled", filled("ST2"))
+
+
+def _wait(pred: Callable[[], bool], timeout: float) -> bool:
+    """For state that changes with time alone (a price ageing): poll briefly."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _warn_check(client: OmsClient, gw: Gateway, cl: str, code: str) -> tuple[bool, str]:

@@ -75,9 +75,13 @@ class Stack:
 def stack(tmp_path: Path) -> Iterator[Stack]:
     from sim.demo import demo_configs
 
+    from config.settings import ControlsSettings
+
     cfg, sim_cfg = demo_configs(tmp_path)
-    # The demo spoils its drop copy on purpose; tests choose their own faults.
-    s = Stack(tmp_path, cfg, sim_cfg.model_copy(update={"dropcopy_faults": []}))
+    # The demo spoils its drop copy on purpose, runs a market-data feed and the controls beyond limits; tests
+    # choose their own faults, and turn the feed and the controls on where they test them.
+    cfg = cfg.model_copy(update={"marketdata": None, "controls": ControlsSettings()})
+    s = Stack(tmp_path, cfg, sim_cfg.model_copy(update={"dropcopy_faults": [], "marketdata": [], "prices": {}}))
     try:
         yield s
     finally:

@@ -35,7 +35,7 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
         "event_seq": gw.events.seq, "stopping": r.stopping,
         "sessions": {"clients_logged_on": sorted(r.logged_on),
                      "clients_configured": sorted(r.accounts), "venue": r.venue_up,
-                     "dropcopy": gw.dropcopy_logged_on.is_set()},
+                     "dropcopy": gw.dropcopy_logged_on.is_set(), "marketdata": gw.marketdata_logged_on.is_set()},
         "session_states": gw.session_states(),
         "recon_open_breaks": ({getattr(k, "value", str(k)): v for k, v in gw.recon.open_counts().items()}
                               if gw.recon_feed.enabled and gw.recon_feed.rebuilt.is_set() else

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("fixgw.rollover")
 
 LOGOUT_WAIT_S = 10.0
-ROLE_DIRS = {"client": "clients", "venue": "venue", "dropcopy": "dropcopy"}
+ROLE_DIRS = {"client": "clients", "venue": "venue", "dropcopy": "dropcopy", "marketdata": "marketdata"}
 
 
 class RolloverError(RuntimeError):
@@ -57,6 +57,9 @@ def resetting_sessions(gw: Gateway) -> dict[str, bool]:
     d = cfg.dropcopy
     if d is not None and d.enabled:
         out[session_key(d.sender_comp_id, d.target_comp_id)] = d.rollover_reset
+    md = cfg.marketdata
+    if md is not None and md.enabled:
+        out[session_key(md.sender_comp_id, md.target_comp_id)] = md.rollover_reset
     return out
 
 

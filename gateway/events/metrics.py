@@ -41,6 +41,8 @@ class Metrics:
         self.breaker_trips = Counter("fixgw_breaker_trips", "Circuit breakers tripped, by code", ["code"], registry=r)
         self.breakers_tripped = Gauge("fixgw_breakers_tripped", "Circuit breakers tripped and not yet cleared",
                                       ["code"], registry=r)
+        self.price_age = Gauge("fixgw_reference_price_age_seconds", "Age of the market-data reference price",
+                               ["symbol"], registry=r)
         self.halted = Gauge("fixgw_instruments_halted", "Instruments halted (venue or operator)", registry=r)
         self.rollovers = Counter("fixgw_trading_day_rollovers", "Trading-day rollovers done", registry=r)
         self.task_restarts = Counter("fixgw_task_restarts", "Control-plane tasks restarted after a failure",

@@ -145,7 +145,8 @@ class NewOrder(Event, tag="N", kw_only=True):
     strategy: str = field(default="", name="st")
     owner: str = field(default="", name="own")  # self-match prevention's owner
     locate: str = field(default="", name="loc")  # a short sale's locate ID, as the client sent it
-    ref: tuple[float, str, float] | None = None  # the reference price used: (price, source, age in seconds)
+    # the reference price the checks used: (price, source "market"/"last_fill"/"configured"/"none", age in s)
+    ref: tuple[float | None, str, float | None] | None = None
 
 
 class AmendRequest(Event, kw_only=True):
@@ -200,7 +201,7 @@ class Rejected(Event, tag="DEC", kw_only=True):
     account_defaulted: int = field(default=0, name="da")
     trader: str = field(default="", name="tr")
     strategy: str = field(default="", name="st")
-    ref: tuple[float, str, float] | None = None
+    ref: tuple[float | None, str, float | None] | None = None
 
 
 class Execution(Event, tag="X", kw_only=True):

@@ -50,6 +50,8 @@ def scheduled_sessions(cfg: Any, session_ids: dict[str, tuple[str, fix.SessionID
             policy = cfg.client(sid.getTargetCompID().getValue(), sid.getSenderCompID().getValue())
         elif role == "venue":
             policy = cfg.venue
+        elif role == "marketdata":
+            policy = cfg.marketdata
         else:
             policy = cfg.dropcopy
         schedule = getattr(policy, "schedule", None)

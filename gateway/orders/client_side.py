@@ -77,8 +77,9 @@ class ClientSide:
                 elif duplicate:
                     verdict = Verdict("DUPLICATE_CLORDID", f"ClOrdID {o.cl_ord_id} already used in this session")
             ck = time.perf_counter_ns() - t0
+            ref = self._reference(o.symbol)
             if verdict.code is not None:
-                self._record_reject("D", o, verdict, ck=ck, defaulted=defaulted)
+                self._record_reject("D", o, verdict, ck=ck, defaulted=defaulted, ref=ref)
                 reply = fm.order_reject(o.cl_ord_id, o.account, o.symbol, o.side, o.qty,
                                         rejects.ord_rej_reason(verdict.code), rejects.text(verdict.code,
                                                                                            verdict.detail))
@@ -91,7 +92,7 @@ class ClientSide:
                     ord_type=o.ord_type, qty=o.qty, px=none_if_nan(o.price), warnings=verdict.warnings,
                     limits_version=self._limits_version, check_ns=ck, ts=time.time_ns(),
                     account_defaulted=1 if defaulted else 0, tif=tif, trader=o.trader, strategy=o.strategy,
-                    owner=o.owner, locate=o.locate)
+                    owner=o.owner, locate=o.locate, ref=ref)
                 order = apply_new(self.ledger, self.risk, ev)  # a reservation that fails logs nothing
                 self.events.append(ev)
         if storm:
@@ -124,6 +125,16 @@ class ClientSide:
         if self.risk is not None and c.self_match.enabled:
             smp_id = f.get(c.self_match.smp_id_tag, "") if c.self_match.smp_id_tag is not None else ""
             o.owner = self.risk.controls.smp_owner(o.account, smp_id)
+
+    def _reference(self, symbol: str) -> tuple[float | None, str, float | None] | None:
+        """The reference price the decision used, its source and age, for its event (never fails a decision)."""
+        if self.risk is None:
+            return None
+        try:
+            return self.risk.reference(symbol)
+        except Exception:
+            log.exception("reference price could not be read for the decision's record")
+            return None
 
     def _guarded_controls(self, o: NewOrder) -> tuple[Verdict, list[Order]]:
         try:

@@ -50,12 +50,15 @@ def _verdict(b: Block) -> Verdict:
 class RiskStage:
     def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float, int]],
                  max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns,
-                 buffers: tuple[Any, ...] | None = None, controls: ControlsSettings | None = None) -> None:
-        """buffers: the state as a checkpoint saved it, made under this very configuration (snapshot())."""
+                 buffers: tuple[Any, ...] | None = None, controls: ControlsSettings | None = None,
+                 max_price_age_s: float | None = None) -> None:
+        """buffers: the state as a checkpoint saved it, made under this very configuration (snapshot()).
+        max_price_age_s: how old a market-data price may be (None: no market-data session)."""
         self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
         self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders,
                                  _buffers=buffers[:2] if buffers is not None else None)  # type: ignore[arg-type]
-        self.controls = Controls(controls or ControlsSettings(), cfg.locates)
+        self.controls = Controls(controls or ControlsSettings(), cfg.locates, max_price_age_s)
+        self._book: dict[str, list[float | None]] = {}  # the feed's latest bid, ask and last per symbol
         if buffers is not None and len(buffers) > 2:
             self.controls.load_state(buffers[2])
         self.session_idx = {s: n for n, s in enumerate(sessions)}
@@ -75,7 +78,7 @@ class RiskStage:
         self-match prevention. Returns the verdict (None: go on to the limits) and, for self-match prevention
         that cancels the resting order, the orders to cancel before the new one goes."""
         c = self.controls
-        b = c.blocked(o.session, o.account, o.trader, o.strategy, o.symbol)
+        b = c.blocked(o.session, o.account, o.trader, o.strategy, o.symbol) or c.stale(o.symbol, self.clock())
         if b is not None:
             return _verdict(b), []
         scope = c.reduce_only_scope(o.session, o.trader, o.strategy)
@@ -101,7 +104,8 @@ class RiskStage:
         """A replace meets the same kill switches, breakers and halts; it may not add to a short sale beyond its
         locate, nor move its price through a resting order of the same owner."""
         c = self.controls
-        b = c.blocked(order.session, order.account, order.trader, order.strategy, order.symbol)
+        b = (c.blocked(order.session, order.account, order.trader, order.strategy, order.symbol)
+             or c.stale(order.symbol, self.clock()))
         if b is not None:
             return _verdict(b)
         scope = c.reduce_only_scope(order.session, order.trader, order.strategy)
@@ -131,6 +135,42 @@ class RiskStage:
             return False
         ob, os_ = e.open_exposure(a, i)
         return strictly_reduces(side, qty, e.position(a, i), ob, os_)
+
+    def reference(self, symbol: str) -> tuple[float | None, str, float | None] | None:
+        """The reference price the checks use for the symbol now, its source ('market', 'last_fill',
+        'configured' or 'none') and, for a market price, its age in seconds: each decision records it."""
+        e = self.engine
+        i = e.instrument_index(symbol)
+        if i < 0:
+            return None
+        px = e.reference_price(i)
+        if e.live_reference_price(i) > 0:
+            return px, "market", self.controls.price_age_s(symbol, self.clock())
+        if math.isnan(px):
+            return None, "none", None
+        return px, "last_fill" if e.last_fill_price(i) > 0 else "configured", None
+
+    def market_quote(self, symbol: str, bid: float | None, ask: float | None, last: float | None,
+                     now_ns: int) -> bool:
+        """An update from the market-data feed. The reference is the last trade once the feed has reported one,
+        else the mid of bid and ask (the collar then centres on the market, not on a stale trade)."""
+        book = self._book.setdefault(symbol, [None, None, None])
+        for n, v in enumerate((bid, ask, last)):
+            if v is not None:
+                book[n] = v
+        b, a, t = book
+        px = t if t is not None else ((b + a) / 2 if b is not None and a is not None else (b or a))
+        return px is not None and self.market_price(symbol, px, now_ns)
+
+    def market_price(self, symbol: str, px: float, now_ns: int) -> bool:
+        """A price from the market-data feed: the symbol's reference from now on, and fresh as of now_ns."""
+        e = self.engine
+        i = e.instrument_index(symbol)
+        if i < 0 or not (px > 0) or math.isinf(px):
+            return False
+        e.set_reference_price(i, px)
+        self.controls.priced_at[symbol] = now_ns
+        return True
 
     def breaker(self, ev: ev_.Breaker) -> None:
         """A breaker trip or clear, live and on replay."""
@@ -315,8 +355,13 @@ class RiskStage:
     # ---------------------------------------------------------------- trading days
     def new_day(self) -> None:
         """A fresh engine for the next trading day; the carried events then restore what carries over."""
-        self.engine = self.engine.fresh()
-        self.controls = Controls(self.controls.settings, self.engine.cfg.locates)
+        old_engine, old_controls = self.engine, self.controls
+        self.engine = old_engine.fresh()
+        self.controls = Controls(old_controls.settings, self.engine.cfg.locates,
+                                 None if old_controls.max_price_age_ns is None else old_controls.max_price_age_ns / 1e9)
+        for sym, at in old_controls.priced_at.items():  # the feed's prices go on: they are no older for a new day
+            i = old_engine.instrument_index(sym)
+            self.market_price(sym, old_engine.live_reference_price(i), at)
 
     def carry(self, kill: bool, reduce_only: bool) -> list[ev_.Event]:
         """Marks, positions, cash (daily P&L restarts from the equity now) and switches as carried events."""
@@ -347,11 +392,10 @@ class RiskStage:
                 out.append(ev_.Switch(action=f"{switch} on", scope=scope))
         # Breakers stay tripped until cleared, and a halt until lifted: a new day changes neither.
         c = self.controls
-        for sym, source in sorted(c.halts.items()):
-            if source == "venue":
-                out.append(ev_.Halt(symbol=sym, halted=True, text="carried from the previous trading day"))
-            else:
-                out.append(ev_.Switch(action="halt on", scope=f"instrument:{sym}"))
+        for sym in sorted(c.venue_halts):
+            out.append(ev_.Halt(symbol=sym, halted=True, text="carried from the previous trading day"))
+        for sym in sorted(c.operator_halts):
+            out.append(ev_.Switch(action="halt on", scope=f"instrument:{sym}"))
         for t in c.tripped.values():
             out.append(ev_.Breaker(action="trip", code=t.code, scope=t.scope, value=t.value, limit=t.limit,
                                    who="gateway", why="carried from the previous trading day"))

@@ -225,13 +225,13 @@ class Router(ClientSide, VenueSide):
         return f"{self.id_prefix}{self.ledger.next_request}"
 
     def _record_reject(self, kind: str, o: NewOrder, v: Verdict, orig: str = "", ck: int | None = None,
-                       defaulted: bool = False) -> None:
+                       defaulted: bool = False, ref: tuple[float | None, str, float | None] | None = None) -> None:
         ev = schema.Rejected(request_kind=kind, session=o.session, cl_ord_id=o.cl_ord_id, orig_cl_ord_id=orig,
                              account=o.account, symbol=o.symbol, side=o.side, qty=none_if_nan(o.qty), px=none_if_nan(o.price),
                              code=v.code or "", detail=v.detail, value=none_if_nan(v.value), limit=none_if_nan(v.limit),
                              warnings=v.warnings, limits_version=self._limits_version, check_ns=ck,
                              ts=time.time_ns(), account_defaulted=1 if defaulted else 0, trader=o.trader,
-                             strategy=o.strategy)
+                             strategy=o.strategy, ref=ref)
         self.events.append(ev)
         apply_rejected(self.ledger, ev)
         if self.risk is not None and v.code:
@@ -291,6 +291,31 @@ class Router(ClientSide, VenueSide):
                 session.logon()  # lets the acceptor take its Logon again
         log.warning("circuit breaker cleared", extra={"code": code, "scope": scope, "who": who, "why": why})
         return {"code": code, "scope": scope, "cleared": True}
+
+    # ---------------------------------------------------------------- market data (the venue's feed)
+    def market_data(self, quotes: list[Any]) -> int:
+        """Prices from the market-data session (gateway.fix.market_data.Quote): each symbol's reference from now
+        on. Returns how many symbols were priced."""
+        if self.risk is None:
+            return 0
+        n = 0
+        with self.lock:
+            now = self.risk.clock()
+            for q in quotes:
+                n += self.risk.market_quote(q.symbol, q.bid, q.ask, q.last, now)
+        return n
+
+    def venue_halt(self, symbol: str, halted: bool, text: str) -> None:
+        """SecurityStatus from the venue: a halt (or its end) in force for the next order, and logged."""
+        if self.risk is None:
+            return
+        with self.lock:
+            if (symbol in self.risk.controls.venue_halts) == halted:
+                return  # the venue repeating what we know (an answer to a status request)
+            ev = schema.Halt(symbol=symbol, halted=halted, text=text, ts=time.time_ns())
+            self.events.append(ev)
+            self.risk.halt(ev)
+        log.warning("venue %s trading in %s", "halted" if halted else "resumed", symbol, extra={"text": text})
 
     def breakers(self) -> list[dict[str, Any]]:
         """The tripped breakers and halts, for `fixgw admin breakers`."""
