@@ -264,6 +264,11 @@ def test_an_operator_halt_and_the_admin_socket_commands(controlled: Any, tmp_pat
     assert rej[58].startswith("INSTRUMENT_HALTED:") and rej[103] == "2"
     assert ask({"cmd": "breakers"})["breakers"] == [{"code": "INSTRUMENT_HALTED", "scope": "instrument:AAPL",
                                                      "source": "operator ops"}]
+    ask({"cmd": "kill", "state": "on", "scope": "strategy:S7", "who": "ops", "why": "drill"})
+    status = ask({"cmd": "status"})
+    assert (status["halted"], status["kill_switch"]["scopes"]) == ({"AAPL": "operator ops"}, ["strategy:S7"])
+    with pytest.raises(ValueError, match="unknown session"):
+        ask({"cmd": "kill", "state": "on", "scope": "session:FIXGW->NOBODY", "who": "ops", "why": "typo"})
     with pytest.raises(ValueError, match="scope must be"):
         ask({"cmd": "kill", "state": "on", "scope": "desk:X", "who": "ops", "why": "x"})
     with pytest.raises(ValueError, match="no tripped"):

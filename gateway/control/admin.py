@@ -81,7 +81,12 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
                     kill["instruments"].append(sym)
                 if e.reduce_only_state("instrument", i):
                     reduce["instruments"].append(sym)
-            out.update(positions=positions, utilisation=util, kill_switch=kill, reduce_only=reduce)
+            c = risk.controls
+            kill["scopes"] = sorted(c.kills)  # session:, trader:, strategy: (risk.controls)
+            reduce["scopes"] = sorted(c.reduce_only)
+            out.update(positions=positions, utilisation=util, kill_switch=kill, reduce_only=reduce,
+                       halted=c.halts, breakers=[{"code": t.code, "scope": t.scope, "value": t.value,
+                                                  "limit": t.limit} for t in c.tripped.values()])
 
     r.read(read)
     return out

@@ -337,6 +337,8 @@ class RiskStage:
         if scope in SCOPE_KINDS:
             if not name:
                 raise ValueError(f"scope {ev.scope!r} names nobody")
+            if scope == "session" and name not in self.session_idx:
+                raise ValueError(f"unknown session {name!r}: one of {', '.join(sorted(self.session_idx))}")
             self.controls.switch(switch, ev.scope, state == "on")
             return
         if scope == "global":
