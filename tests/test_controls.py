@@ -276,8 +276,8 @@ def test_an_operator_halt_and_the_admin_socket_commands(controlled: Any, tmp_pat
     ask({"cmd": "halt", "state": "off", "scope": "instrument:AAPL", "who": "ops", "why": "news out"})
     c.new_order("H2", "ACC1", "AAPL", "1", 10, 190.0)
     _er(c, "H2", "F")
-    assert [(a["action"], a["scope"]) for a in _rows(controlled, "admin")][-2:] == [
-        ("halt on", "instrument:AAPL"), ("halt off", "instrument:AAPL")]
+    assert [(a["action"], a["scope"]) for a in _rows(controlled, "admin")] == [
+        ("halt on", "instrument:AAPL"), ("kill on", "strategy:S7"), ("halt off", "instrument:AAPL")]
 
 
 def test_the_trader_party_is_read_from_the_parties_group() -> None:
