@@ -100,6 +100,7 @@ def _encode_ledger(ledger: Ledger) -> dict[str, Any]:
         "prior_ids": list(ledger.prior_ids),
         "next_number": ledger.next_number,
         "next_request": ledger.next_request,
+        "short_filled": list(ledger.short_filled.items()),
     }
 
 
@@ -110,7 +111,7 @@ def _decode_ledger(d: dict[str, Any]) -> Ledger:
                     orders=orders, exec_ids=set(d["exec_ids"]), fills=dict(d["fills"]),
                     rejected_ids=set(map(tuple, d["rejected_ids"])), prior_ids=set(map(tuple, d["prior_ids"])),
                     open={n: orders[n] for n in d["open"]}, next_number=d["next_number"],
-                    next_request=d["next_request"])
+                    next_request=d["next_request"], short_filled=dict(d["short_filled"]))
     ledger.reindex()
     return ledger
 

@@ -8,8 +8,12 @@ replay after a restart run exactly the same code.
 
 from __future__ import annotations
 
+import heapq
+import math
 import sys
 from dataclasses import dataclass, field
+
+from risk.controls import crosses
 
 # FIX OrdStatus values the ledger tracks.
 PENDING_NEW = "A"
@@ -87,10 +91,13 @@ class Ledger:
     # ClOrdIDs of the previous trading day, for sessions whose ClOrdIDs must stay unique across the boundary
     prior_ids: set[tuple[str, str]] = field(default_factory=set)
     open: dict[int, Order] = field(default_factory=dict)  # kept as orders move: status must not scan history
-    # Open orders by (self-match owner, symbol): what a new order could trade against
-    open_by_owner: dict[tuple[str, str], dict[int, Order]] = field(default_factory=dict)
-    # The day's short sales (54=5) by (account, symbol): what they use of the day's locates
-    shorts: dict[tuple[str, str], list[Order]] = field(default_factory=dict)
+    # Self-match prevention: per (owner, symbol, side) a heap of the open orders, the most aggressive first
+    # (entries of orders since done or repriced are dropped when they reach the top), so that a new order's
+    # check costs the same with ten resting orders as with ten thousand
+    smp: dict[tuple[str, str, str], list[tuple[float, int, float]]] = field(default_factory=dict)
+    # Short sales (54=5): the open ones by (account, symbol), and what the day's fills of short sales came to
+    open_shorts: dict[tuple[str, str], dict[int, Order]] = field(default_factory=dict)
+    short_filled: dict[tuple[str, str], float] = field(default_factory=dict)
     next_number: int = 1
     next_request: int = 0  # numbers venue ClOrdIDs; restored from the event log on restart
 
@@ -112,10 +119,7 @@ class Ledger:
         self.next_number += 1
         self.orders[order.number] = order
         self.open[order.number] = order
-        if owner:
-            self.open_by_owner.setdefault((owner, symbol), {})[order.number] = order
-        if side == "5":
-            self.shorts.setdefault((account, symbol), []).append(order)
+        self.index_open(order)
         req = Request(order, "D", cl, "", venue_cl, "", qty, price)
         self.by_client[(session, cl)] = req
         self.by_venue[venue_cl] = req
@@ -130,36 +134,68 @@ class Ledger:
         return req
 
     def set_status(self, order: Order, status: str) -> None:
+        was_open = order.number in self.open
         order.status = status
         if status in DONE_STATUSES:
             self.open.pop(order.number, None)
-            if order.owner:
-                book = self.open_by_owner.get((order.owner, order.symbol))
-                if book is not None:
-                    book.pop(order.number, None)
-        else:  # a bust or correction can give a done order leaves again
+            if order.side == "5":
+                self.open_shorts.get((order.account, order.symbol), {}).pop(order.number, None)
+        elif not was_open:  # a bust or correction can give a done order leaves again
             self.open[order.number] = order
-            if order.owner:
-                self.open_by_owner.setdefault((order.owner, order.symbol), {})[order.number] = order
+            self.index_open(order)
+
+    # ---------------------------------------------------------------- the controls' indices (risk.controls)
+    def index_open(self, order: Order) -> None:
+        """An open order into the self-match book of its owner and, for a short sale, its locate's."""
+        if order.owner:
+            self.repriced(order)
+        if order.side == "5":
+            self.open_shorts.setdefault((order.account, order.symbol), {})[order.number] = order
+
+    def repriced(self, order: Order) -> None:
+        """An open order's price as it now rests (new, replaced or reopened) into its owner's book."""
+        px = order.price
+        key = -math.inf if math.isnan(px) else (-px if order.side == "1" else px)  # a market order first
+        heapq.heappush(self.smp.setdefault((order.owner, order.symbol, _book_side(order.side)), []),
+                       (key, order.number, px))
 
     def reindex(self) -> None:
-        """Rebuild the indices from the orders (a checkpoint stores the orders only)."""
-        self.open_by_owner = {}
-        self.shorts = {}
-        for o in self.orders.values():
-            if o.owner and o.number in self.open:
-                self.open_by_owner.setdefault((o.owner, o.symbol), {})[o.number] = o
-            if o.side == "5":
-                self.shorts.setdefault((o.account, o.symbol), []).append(o)
+        """Rebuild the indices from the open orders (a checkpoint stores the orders only)."""
+        self.smp, self.open_shorts = {}, {}
+        for o in self.open.values():
+            self.index_open(o)
 
-    def resting_against(self, owner: str, symbol: str) -> list[Order]:
-        """The owner's open orders in the symbol (self-match prevention looks for one the new order crosses)."""
-        book = self.open_by_owner.get((owner, symbol))
-        return list(book.values()) if book else []
+    def crossing(self, owner: str, symbol: str, side: str, price: float) -> list[Order]:
+        """The owner's open orders in the symbol that an order of `side` at `price` (NaN: market) would trade
+        against: [] at the cost of a look at the best one; all of them only when there are some."""
+        heap = self.smp.get((owner, symbol, "2" if side == "1" else "1"))
+        if not heap:
+            return []
+        while heap and not self._rests(heap[0]):
+            heapq.heappop(heap)
+        if not heap or not crosses(side, price, self.open[heap[0][1]].side, heap[0][2]):
+            return []
+        out = {e[1]: self.open[e[1]] for e in heap if self._rests(e) and crosses(side, price, "2" if side == "1"
+                                                                                   else "1", e[2])}
+        return list(out.values())
+
+    def _rests(self, entry: tuple[float, int, float]) -> bool:
+        o = self.open.get(entry[1])
+        return o is not None and (o.price == entry[2] or (math.isnan(o.price) and math.isnan(entry[2])))
+
+    def short_filled_by(self, order: Order, qty: float) -> None:
+        """A fill (negative: a bust) of a short sale: what the day's locates are used by."""
+        key = (order.account, order.symbol)
+        self.short_filled[key] = max(self.short_filled.get(key, 0.0) + qty, 0.0)
 
     def short_used(self, account: str, symbol: str) -> float:
-        """What the day's short sales use of the locates: filled, plus the leaves still open."""
-        return sum(o.cum_qty + o.leaves_qty for o in self.shorts.get((account, symbol), ()))
+        """What the day's short sales use of the locates: their fills, plus the leaves still open."""
+        key = (account, symbol)
+        return self.short_filled.get(key, 0.0) + sum(o.leaves_qty for o in self.open_shorts.get(key, {}).values())
 
     def open_orders(self) -> list[Order]:
         return list(self.open.values())
+
+
+def _book_side(side: str) -> str:
+    return "1" if side == "1" else "2"  # sell short rests on the sell side

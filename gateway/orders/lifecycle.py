@@ -82,14 +82,22 @@ def apply_execution(ledger: Ledger, req: Request, ev: Execution) -> None:
     exec_id = ev.exec_id
     if ev.is_fill:
         ledger.exec_ids.add(exec_id)
+    short = order.side == "5"
     if exec_type == "F":
         ledger.fills[exec_id] = (float(ev.last_qty), float(ev.last_px), order.number)  # type: ignore[arg-type]
+        if short:
+            ledger.short_filled_by(order, float(ev.last_qty))  # type: ignore[arg-type]
     elif exec_type in ("G", "H"):
         ref = ev.exec_ref_id
+        old = ledger.fills.get(ref)
         if exec_type == "H":
             ledger.fills.pop(ref, None)
-        elif ref in ledger.fills and ev.last_qty is not None and ev.last_px is not None:
+            if short and old is not None:
+                ledger.short_filled_by(order, -old[0])
+        elif old is not None and ev.last_qty is not None and ev.last_px is not None:
             ledger.fills[ref] = (ev.last_qty, ev.last_px, order.number)
+            if short:
+                ledger.short_filled_by(order, ev.last_qty - old[0])
     if ev.cum_qty is not None:
         order.cum_qty = ev.cum_qty
     if ev.avg_px is not None:
@@ -99,6 +107,8 @@ def apply_execution(ledger: Ledger, req: Request, ev: Execution) -> None:
         order.price = req.price
         order.cl_ord_id = req.cl_ord_id
         order.venue_cl_ord_id = req.venue_cl_ord_id
+        if order.owner:
+            ledger.repriced(order)
     if exec_type in ("4", "5"):
         order.pending = ""
     ledger.set_status(order, ev.ord_status)  # OrdStatus always states the order's current status

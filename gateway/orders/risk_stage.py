@@ -18,7 +18,7 @@ from config.settings import ControlsSettings
 from gateway.events import schema as ev_
 from gateway.orders.ledger import Ledger, Order, Request
 from gateway.orders.requests import NewOrder, Verdict
-from risk.controls import SCOPE_KINDS, Block, Controls, Trip, crosses, strictly_reduces
+from risk.controls import SCOPE_KINDS, Block, Controls, Trip, strictly_reduces
 from risk.decision import Decision, Outcome
 from risk.engine import RiskEngine, UnknownSlot
 from risk.reasons import CATALOGUE
@@ -90,9 +90,7 @@ class RiskStage:
             if b is not None:
                 return _verdict(b), []
         if o.owner:
-            crossed = [r for r in ledger.resting_against(o.owner, o.symbol)
-                       if crosses(o.side, o.price if o.ord_type == "2" else math.nan, r.side,
-                                  r.price if r.ord_type == "2" else math.nan)]
+            crossed = ledger.crossing(o.owner, o.symbol, o.side, o.price if o.ord_type == "2" else math.nan)
             if crossed:
                 names = ", ".join(r.cl_ord_id for r in crossed[:3])
                 if c.smp_action(o.account) == "cancel_resting" and not any(r.pending for r in crossed):
@@ -117,10 +115,10 @@ class RiskStage:
             if b is not None:
                 return _verdict(b)
         if order.owner:
-            px = price if order.ord_type == "2" else math.nan
-            for r in ledger.resting_against(order.owner, order.symbol):
-                if r is not order and crosses(order.side, px, r.side, r.price if r.ord_type == "2" else math.nan):
-                    return Verdict("SELF_MATCH", f"would trade against resting {r.cl_ord_id} of {order.owner}")
+            crossed = ledger.crossing(order.owner, order.symbol, order.side,
+                                      price if order.ord_type == "2" else math.nan)
+            if crossed:
+                return Verdict("SELF_MATCH", f"would trade against resting {crossed[0].cl_ord_id} of {order.owner}")
         return None
 
     def _net_position(self, account: str, symbol: str) -> float:

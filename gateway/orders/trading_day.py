@@ -172,10 +172,7 @@ def restore_order(ledger: Ledger, ev: CarriedOrder) -> tuple[Order, Request | No
     ledger.orders[o.number] = o
     if o.status not in DONE_STATUSES:
         ledger.open[o.number] = o
-        if o.owner:
-            ledger.open_by_owner.setdefault((o.owner, o.symbol), {})[o.number] = o
-    if o.side == "5":  # its earlier fills count against the new day's locates too: the cautious side
-        ledger.shorts.setdefault((o.account, o.symbol), []).append(o)
+        ledger.index_open(o)  # a carried short sale's leaves use the new day's locates; its fills were the old day's
     ledger.next_number = max(ledger.next_number, o.number + 1)
 
     def request(f: CarriedRequest) -> Request:
