@@ -256,6 +256,9 @@ class Gateway:
         self._engines = [acceptor, *initiators]
         for engine in self._engines:
             engine.start()
+        held = r.hold_storm_sessions()
+        if held:
+            log.warning("sessions held out by a tripped MESSAGE_STORM breaker", extra={"sessions": held})
         if cfg.metrics.port:
             self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
         log.info("gateway started", extra={"client_port": acc.port, "venue": f"{v.host}:{v.port}",

@@ -223,10 +223,13 @@ def test_a_message_storm_logs_the_session_out_cancels_its_orders_and_keeps_it_ou
     wait_until(lambda: c.logouts > logouts, 10, "the storming session logged out")
     open_at_venue = lambda: [o for o in controlled.sim.orders.values() if o.status not in ("4", "2", "8")]  # noqa
     wait_until(lambda: not open_at_venue(), 10, "the session's resting orders cancelled at the venue")
-    # it stays out: its reconnects are refused until the breaker is cleared
+    # it stays out: its reconnects are refused until the breaker is cleared, after a restart too
     assert not c.wait_logon(3)
     other.new_order("O1", "ACC3", "AAPL", "1", 10, 190.0)
     _er(other, "O1", "F")  # other sessions trade on
+    controlled.stop_gateway()
+    controlled.start_gateway()
+    assert other.wait_logon(15) and not c.wait_logon(3)
     controlled.gw.router.clear_breaker("MESSAGE_STORM", f"session:{S1}", "ops", "client throttled")
     assert c.wait_logon(15)
     c.new_order("M5", "ACC1", "AAPL", "1", 10, 190.0)

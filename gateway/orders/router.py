@@ -266,11 +266,25 @@ class Router(ClientSide, VenueSide):
     def _storm_out(self, skey: str) -> None:
         """The second step of the message throttle, as exchanges do it: the session is logged out (and stays
         out until the breaker is cleared) and its open orders are cancelled."""
+        self._hold_out(skey)
+        self.cancel_orders(lambda o: o.session == skey, "MESSAGE_STORM: session logged out for a message storm")
+
+    def _hold_out(self, skey: str) -> None:
         sid = self.clients.get(skey) or self.client_sids.get(skey)
         session = sessions.lookup(sid) if sid is not None else None
-        if session is not None:
+        if session is not None:  # disabled: QuickFIX refuses its Logons until logon() (clear_breaker)
             session.logout("MESSAGE_STORM: message rate above the storm limit; an operator must clear the breaker")
-        self.cancel_orders(lambda o: o.session == skey, "MESSAGE_STORM: session logged out for a message storm")
+
+    def hold_storm_sessions(self) -> list[str]:
+        """At a start: the sessions whose message-storm breaker is still tripped stay logged out."""
+        if self.risk is None:
+            return []
+        with self.lock:
+            held = [t.scope.partition(":")[2] for t in self.risk.controls.tripped.values()
+                    if t.code == "MESSAGE_STORM" and t.scope.startswith("session:")]
+        for skey in held:
+            self._hold_out(skey)
+        return held
 
     def clear_breaker(self, code: str, scope: str, who: str, why: str) -> dict[str, Any]:
         """An operator clears a tripped breaker (journaled with who and why); a message-storm session may log on
