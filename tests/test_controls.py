@@ -46,6 +46,11 @@ def _rows(stack: Any, table: str = "decisions") -> list[dict[str, Any]]:
     return journal_query.query(stack.gw.journal.path, table=table)
 
 
+def _rejected(stack: Any, code: str) -> float:
+    """fixgw_requests_rejected_total{kind="new", code}."""
+    return stack.gw.metrics.rejected.labels("new", code)._value.get()
+
+
 def _venue_has(stack: Any, cl: str) -> bool:
     """Whether the venue got the client's order (the venue sees the gateway's ClOrdID for it)."""
     gw = stack.gw
@@ -76,6 +81,7 @@ def test_a_trader_kill_switch_leaves_other_traders_of_the_account_trading(contro
                     ("T2B", "accept", None, "bob", None)]
     admin = _rows(controlled, "admin")
     assert [(a["action"], a["scope"], a["who"]) for a in admin][-1] == ("kill on", "trader:alice", "ops")
+    assert _rejected(controlled, "KILL_SWITCH_TRADER") == 1
 
 
 def test_strategy_and_session_kill_switches(controlled: Any) -> None:
@@ -129,6 +135,7 @@ def test_short_sales_need_a_locate_and_fills_consume_it(controlled: Any) -> None
     _er(c, "S6", "F")  # a long sale needs none
     codes = {r["cl_ord_id"]: r["code"] for r in _rows(controlled) if r["decision"] == "reject"}
     assert codes == {"SS2": "SHORT_LOCATE", "SS4": "SHORT_LOCATE"}
+    assert _rejected(controlled, "SHORT_LOCATE") == 2
 
 
 # ------------------------------------------------------------------------------------------ self-match prevention
@@ -151,6 +158,9 @@ def test_self_match_rejects_the_new_order_that_would_cross_its_own_resting_order
     _er(c, "X5", "0")
     c.new_order("X6", "ACC2", "JPM", "2", 10, 204.0, extra={SMP_ID: "DESK7"})
     assert _er(c, "X6", "8")[58].startswith("SELF_MATCH:")
+    assert _rejected(controlled, "SELF_MATCH") == 3
+    assert {r["cl_ord_id"]: r["code"] for r in _rows(controlled) if r["decision"] == "reject"} == {
+        "X1": "SELF_MATCH", "X4": "SELF_MATCH", "X6": "SELF_MATCH"}
 
 
 @pytest.mark.controls(self_match=SelfMatchSettings(enabled=True, groups=[
@@ -209,20 +219,25 @@ def test_a_reject_storm_trips_a_breaker_that_stays_until_an_operator_clears_it(c
                                                                 ("account:ACC1", "ops", "client fixed")]
 
 
-@pytest.mark.controls(breakers=BreakerSettings(message_storm_count=4, message_storm_window_s=30))
+@pytest.mark.controls(breakers=BreakerSettings(message_storm_count=150, message_storm_window_s=5))
 def test_a_message_storm_logs_the_session_out_cancels_its_orders_and_keeps_it_out(controlled: Any) -> None:
+    """Two steps, as exchanges do it: the example limits' throttle rejects above 100 messages a second
+    (MESSAGE_RATE); above 150 in 5 s the session is logged out and its orders cancelled (MESSAGE_STORM)."""
+    from tests.gwtest import wait_until
+
     c = controlled.client()
     other = controlled.client("OMS2")
-    for n in range(4):
-        c.new_order(f"M{n}", "ACC1", "JPM", "1", 10, 200.0)
-        _er(c, f"M{n}", "0")
     logouts = c.logouts
-    c.new_order("M4", "ACC1", "JPM", "1", 10, 200.0)  # the fifth in the window
-    assert _er(c, "M4", "8")[58].startswith("MESSAGE_STORM:")
-    from tests.gwtest import wait_until
+    for n in range(151):  # as fast as the client sends: well over 100 within a second
+        c.new_order(f"M{n}", "ACC1", "JPM", "1", 1, 200.0)
+    assert _er(c, "M150", "8")[58].startswith("MESSAGE_STORM:")
+    codes = [(m.get(58) or "").split(":")[0] for m in c.received if m.get(150) == "8"]
+    assert codes.count("MESSAGE_RATE") >= 1 and codes[-1] == "MESSAGE_STORM", codes
+    assert controlled.gw.metrics.alerts.labels("MESSAGE_STORM")._value.get() == 1
     wait_until(lambda: c.logouts > logouts, 10, "the storming session logged out")
     open_at_venue = lambda: [o for o in controlled.sim.orders.values() if o.status not in ("4", "2", "8")]  # noqa
     wait_until(lambda: not open_at_venue(), 10, "the session's resting orders cancelled at the venue")
+    assert len(controlled.sim.orders) == 151 - len(codes)  # the rejected (throttles, storm) never reached it
     # it stays out: its reconnects are refused until the breaker is cleared, after a restart too
     assert not c.wait_logon(3)
     other.new_order("O1", "ACC3", "AAPL", "1", 10, 190.0)
@@ -232,8 +247,8 @@ def test_a_message_storm_logs_the_session_out_cancels_its_orders_and_keeps_it_ou
     assert other.wait_logon(15) and not c.wait_logon(3)
     controlled.gw.router.clear_breaker("MESSAGE_STORM", f"session:{S1}", "ops", "client throttled")
     assert c.wait_logon(15)
-    c.new_order("M5", "ACC1", "AAPL", "1", 10, 190.0)
-    _er(c, "M5", "F")
+    c.new_order("N1", "ACC1", "AAPL", "1", 10, 190.0)
+    _er(c, "N1", "F")
 
 
 @pytest.mark.controls(breakers=BreakerSettings(repeated_exec_count=2, repeated_exec_window_s=60))
@@ -247,6 +262,9 @@ def test_repeated_executions_block_the_strategy_until_cleared(controlled: Any) -
     c.new_order("E4", "ACC1", "AAPL", "1", 10, 190.0, extra={STRATEGY: "CALM"})
     _er(c, "E4", "F")  # another strategy of the same account trades on
     assert controlled.gw.metrics.alerts.labels("REPEATED_EXECUTIONS")._value.get() == 1
+    assert _rejected(controlled, "REPEATED_EXECUTIONS") == 1 and not _venue_has(controlled, "E3")
+    trip = [a for a in _rows(controlled, "admin") if a["action"] == "breaker trip"]
+    assert [(a["scope"], a["who"]) for a in trip] == [("strategy:LOOPY", "gateway")]
     assert [(b["code"], b["scope"]) for b in controlled.gw.router.breakers()] == [("REPEATED_EXECUTIONS",
                                                                                   "strategy:LOOPY")]
 
@@ -265,6 +283,7 @@ def test_an_operator_halt_and_the_admin_socket_commands(controlled: Any, tmp_pat
     c.new_order("H1", "ACC1", "AAPL", "1", 10, 190.0)
     rej = _er(c, "H1", "8")
     assert rej[58].startswith("INSTRUMENT_HALTED:") and rej[103] == "2"
+    assert _rejected(controlled, "INSTRUMENT_HALTED") == 1 and not _venue_has(controlled, "H1")
     assert ask({"cmd": "breakers"})["breakers"] == [{"code": "INSTRUMENT_HALTED", "scope": "instrument:AAPL",
                                                      "source": "operator ops"}]
     ask({"cmd": "kill", "state": "on", "scope": "strategy:S7", "who": "ops", "why": "drill"})
