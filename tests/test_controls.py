@@ -5,6 +5,10 @@ it, what the client receives, what the venue receives, the journal row, the aler
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -136,6 +140,13 @@ def test_short_sales_need_a_locate_and_fills_consume_it(controlled: Any) -> None
     codes = {r["cl_ord_id"]: r["code"] for r in _rows(controlled) if r["decision"] == "reject"}
     assert codes == {"SS2": "SHORT_LOCATE", "SS4": "SHORT_LOCATE"}
     assert _rejected(controlled, "SHORT_LOCATE") == 2
+    # locates reset at the trading day's start: the next day has its 100 again
+    controlled.gw.rollover("ops", "next trading day")
+    assert c.wait_logon(15)
+    c.new_order("SS7", "ACC1", "AAPL", "5", 100, 190.0)
+    _er(c, "SS7", "F")
+    c.new_order("SS8", "ACC1", "AAPL", "5", 1, 190.0)
+    assert _er(c, "SS8", "8")[58].startswith("SHORT_LOCATE:")
 
 
 # ------------------------------------------------------------------------------------------ self-match prevention
@@ -295,7 +306,25 @@ def test_an_operator_halt_and_the_admin_socket_commands(controlled: Any, tmp_pat
         ask({"cmd": "kill", "state": "on", "scope": "desk:X", "who": "ops", "why": "x"})
     with pytest.raises(ValueError, match="no tripped"):
         ask({"cmd": "clear_breaker", "code": "REJECT_STORM", "scope": "session:X", "who": "ops", "why": "x"})
-    ask({"cmd": "halt", "state": "off", "scope": "instrument:AAPL", "who": "ops", "why": "news out"})
+    # the same through `fixgw admin`, the command line operators use
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+        cli = [sys.executable, "-m", "gateway.cli", "admin", "--socket", str(server.path)]
+        out = subprocess.run([*cli, "breakers"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and json.loads(out.stdout)["breakers"][0]["scope"] == "instrument:AAPL", out
+        out = subprocess.run([*cli, "clear-breaker", "--code", "REJECT_STORM", "--scope", "account:ACC1", "--who", "ops",
+                              "--why", "nothing tripped"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and "no tripped REJECT_STORM" in out.stdout, out
+        out = subprocess.run([*cli, "halt", "off", "--symbol", "AAPL", "--who", "ops", "--why", "news out"],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
     c.new_order("H2", "ACC1", "AAPL", "1", 10, 190.0)
     _er(c, "H2", "F")
     assert [(a["action"], a["scope"]) for a in _rows(controlled, "admin")] == [
