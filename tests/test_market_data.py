@@ -70,9 +70,12 @@ def test_the_collar_follows_the_feed_and_each_decision_records_its_price(fed: An
     assert _er(c, "P1", "8")[58].startswith("PRICE_COLLAR:")
     c.new_order("P2", "ACC1", "JPM", "1", 10, 250.0)
     _er(c, "P2", "0")
+    c.replace("P4", "P2", "JPM", "1", 10, 250.5, "ACC1")
+    _er(c, "P4", "5")
     c.new_order("P3", "ACC1", "NVDA", "1", 10, 120.0)  # not in the feed: the stated fallback
     _er(c, "P3", "F")
     rows = _rows(fed)
+    assert (rows["P4"]["kind"], rows["P4"]["ref_price"], rows["P4"]["ref_source"]) == ("G", 250.0, "market")
     assert (rows["P1"]["ref_price"], rows["P1"]["ref_source"]) == (250.0, "market")
     assert 0 <= rows["P1"]["ref_age_s"] < MAX_AGE_S
     assert (rows["P2"]["decision"], rows["P2"]["ref_source"]) == ("accept", "market")

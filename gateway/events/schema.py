@@ -169,6 +169,7 @@ class AmendRequest(Event, kw_only=True):
     ts: int = 0
     trader: str = field(default="", name="tr")  # the order's, for the journal row
     strategy: str = field(default="", name="st")
+    ref: tuple[float | None, str, float | None] | None = None  # a replace's reference price (as NewOrder's)
 
 
 class Replace(AmendRequest, tag="G", kw_only=True):

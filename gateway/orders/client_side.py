@@ -197,14 +197,16 @@ class ClientSide:
                         lambda: self.risk.check_amend_controls(order, qty, price, self.ledger)  # type: ignore
                         or self.risk.check_replace(order, qty, price, skey))  # type: ignore
             ck = time.perf_counter_ns() - t0
+            ref = self._reference(order.symbol) if order is not None else None
             if verdict.code is not None:
-                self._record_reject("G", self._amend_fields(msg, skey, cl, order, qty, price), verdict, orig, ck)
+                self._record_reject("G", self._amend_fields(msg, skey, cl, order, qty, price), verdict, orig, ck,
+                                    ref=ref)
                 reply = self._cancel_reject(cl, orig, order, "2", verdict)
                 out = None
             else:
                 assert order is not None
                 reply = None
-                out = self._forward_amend(msg, order, "G", cl, orig, qty, price, verdict, ck)
+                out = self._forward_amend(msg, order, "G", cl, orig, qty, price, verdict, ck, ref)
         if storm:
             self._storm_out(skey)
         self._deliver(out, reply, skey)
@@ -263,7 +265,8 @@ class ClientSide:
         self._deliver(out, reply, skey)
 
     def _forward_amend(self, msg: fm.Message, order: Order, kind: str, cl: str, orig: str, qty: float,
-                       price: float, verdict: Verdict, ck: int) -> fm.Message:
+                       price: float, verdict: Verdict, ck: int,
+                       ref: tuple[float | None, str, float | None] | None = None) -> fm.Message:
         """Record an accepted replace/cancel (under the lock) and build the venue's copy of it."""
         venue_cl = self._next_venue_id()
         ev = (schema.Replace if kind == "G" else schema.Cancel)(
@@ -271,7 +274,7 @@ class ClientSide:
             venue_cl_ord_id=venue_cl, number=order.number, account=order.account, symbol=order.symbol,
             side=order.side, qty=none_if_nan(qty), px=none_if_nan(price), warnings=verdict.warnings,
             limits_version=self._limits_version, check_ns=ck, ts=time.time_ns(), trader=order.trader,
-            strategy=order.strategy)
+            strategy=order.strategy, ref=ref)
         self.events.append(ev)
         req = apply_amend(self.ledger, self.risk, ev)
         out = fm.copy_for_forwarding(msg)

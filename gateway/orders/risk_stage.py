@@ -401,7 +401,7 @@ class RiskStage:
                                    who="gateway", why="carried from the previous trading day"))
         return out
 
-    def restore(self, ev: ev_.Mark | ev_.Position | ev_.Cash | ev_.Switch | ev_.Breaker | ev_.Halt) -> None:
+    def restore(self, ev: ev_.Mark | ev_.Position | ev_.Cash | ev_.Switch) -> None:
         """One carried MARK, POS, CASH or SW event; a name the configuration no longer has is logged, not fatal."""
         e = self.engine
         try:
@@ -414,10 +414,6 @@ class RiskStage:
                 e.set_account_money(self._index(e.account_index, ev.account), ev.cash, ev.base)
             elif isinstance(ev, ev_.Switch):
                 self.apply_admin(ev)
-            elif isinstance(ev, ev_.Breaker):
-                self.breaker(ev)
-            elif isinstance(ev, ev_.Halt):
-                self.halt(ev)
         except (ValueError, IndexError) as exc:
             log.error("carried state does not apply to this configuration", extra={"event": ev.kind, "error": str(exc)})
 

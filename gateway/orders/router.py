@@ -269,9 +269,12 @@ class Router(ClientSide, VenueSide):
         self._hold_out(skey)
         self.cancel_orders(lambda o: o.session == skey, "MESSAGE_STORM: session logged out for a message storm")
 
-    def _hold_out(self, skey: str) -> None:
+    def _client_session(self, skey: str) -> Any:
         sid = self.clients.get(skey) or self.client_sids.get(skey)
-        session = sessions.lookup(sid) if sid is not None else None
+        return sessions.lookup(sid) if sid is not None else None
+
+    def _hold_out(self, skey: str) -> None:
+        session = self._client_session(skey)
         if session is not None:  # disabled: QuickFIX refuses its Logons until logon() (clear_breaker)
             session.logout("MESSAGE_STORM: message rate above the storm limit; an operator must clear the breaker")
 
@@ -299,8 +302,7 @@ class Router(ClientSide, VenueSide):
             self.risk.breaker(ev)
         kind, _, name = scope.partition(":")
         if code == "MESSAGE_STORM" and kind == "session":
-            sid = self.clients.get(name) or self.client_sids.get(name)
-            session = sessions.lookup(sid) if sid is not None else None
+            session = self._client_session(name)
             if session is not None:
                 session.logon()  # lets the acceptor take its Logon again
         log.warning("circuit breaker cleared", extra={"code": code, "scope": scope, "who": who, "why": why})
