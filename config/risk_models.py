@@ -50,6 +50,42 @@ class Account(_Strict):
     allowed_instruments: tuple[str, ...] | None = None  # None: every instrument
 
 
+KYC_STATUSES = ("approved", "suspended", "closed")
+RISK_RATINGS = ("low", "medium", "high")
+
+
+class Kyc(_Strict):
+    """An account's KYC/AML standing: only an approved account whose review has not expired may trade."""
+
+    status: str
+    review_expires: str  # YYYY-MM-DD, the last day the review is good for
+    risk_rating: str
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, v: str) -> str:
+        if v not in KYC_STATUSES:
+            raise ValueError(f"must be one of {', '.join(KYC_STATUSES)}")
+        return v
+
+    @field_validator("risk_rating")
+    @classmethod
+    def _rating(cls, v: str) -> str:
+        if v not in RISK_RATINGS:
+            raise ValueError(f"must be one of {', '.join(RISK_RATINGS)}")
+        return v
+
+    @field_validator("review_expires")
+    @classmethod
+    def _date(cls, v: str) -> str:
+        import datetime as dt
+
+        try:
+            return dt.date.fromisoformat(v).isoformat()
+        except ValueError:
+            raise ValueError("must be a date YYYY-MM-DD") from None
+
+
 class Limit(_Strict):
     limit: float = Field(gt=0, allow_inf_nan=False)
     warn: float | None = Field(default=None, gt=0, le=1)  # fraction of limit at which to warn
@@ -156,6 +192,8 @@ class RiskConfig(BaseModel):
     sources: dict[str, str] = {}
     # Short-sale locates for the day: (account, symbol) -> shares located (risk.controls)
     locates: dict[tuple[str, str], float] = {}
+    # KYC/AML of each account (risk.controls); empty: no KYC file, no KYC gating
+    kyc: dict[str, "Kyc"] = {}
 
     @property
     def restricted(self) -> frozenset[str]:
@@ -400,8 +438,42 @@ def _locates_csv(path: Path, raw: bytes, accounts: set[str], symbols: set[str]) 
     return out
 
 
+KYC_COLUMNS = ("account", "status", "review_expires", "risk_rating")
+
+
+def _kyc_csv(path: Path, raw: bytes, accounts: set[str]) -> dict[str, Kyc]:
+    """account,status,review_expires,risk_rating: one row per account, every account of accounts.toml."""
+    try:
+        reader = csv.DictReader(raw.decode("utf-8").splitlines())
+        rows = list(reader)
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), "<syntax>", str(e)) from e
+    if tuple(reader.fieldnames or ()) != KYC_COLUMNS:
+        raise ConfigError(str(path), "<header>", f"the header must be {','.join(KYC_COLUMNS)}")
+    out: dict[str, Kyc] = {}
+    for n, row in enumerate(rows):
+        if None in row:
+            raise ConfigError(str(path), f"row {n + 1}", "more cells than header columns")
+        acc = (row["account"] or "").strip()
+        if acc not in accounts:
+            raise ConfigError(str(path), f"row {n + 1}.account", f"unknown account {acc!r}")
+        if acc in out:
+            raise ConfigError(str(path), f"row {n + 1}.account", f"{acc} is listed twice")
+        try:
+            out[acc] = Kyc(status=(row["status"] or "").strip(), review_expires=(row["review_expires"] or "").strip(),
+                           risk_rating=(row["risk_rating"] or "").strip())
+        except ValidationError as e:
+            raise ConfigError(str(path), *_first_error(e, f"row {n + 1}")) from e
+    missing = sorted(accounts - set(out))
+    if missing:
+        raise ConfigError(str(path), "<rows>", f"no KYC record for {', '.join(missing)} (an account not yet "
+                                               "reviewed is listed as suspended)")
+    return out
+
+
 def load_risk_config(instruments_path: str | Path, accounts_path: str | Path, limits_path: str | Path,
-                     scenarios_path: str | Path | None = None, locates_path: str | Path | None = None) -> RiskConfig:
+                     scenarios_path: str | Path | None = None, locates_path: str | Path | None = None,
+                     kyc_path: str | Path | None = None) -> RiskConfig:
     """Load and cross-check the risk files; limits_version hashes their contents (audit journal)."""
     ip, ap, lp = Path(instruments_path), Path(accounts_path), Path(limits_path)
     raws = [_read(ip), _read(ap), _read(lp)]
@@ -422,5 +494,11 @@ def load_risk_config(instruments_path: str | Path, accounts_path: str | Path, li
         sources["locates"] = str(lo)
         locates = _locates_csv(lo, raws[-1][len(b"locates:"):], {str(a.get("name", "")) for a in accounts},
                                {str(r.get("symbol", "")) for r in instruments})
+    kyc: dict[str, Kyc] = {}
+    if kyc_path is not None:
+        kp = Path(kyc_path)
+        raws.append(b"kyc:" + _read(kp))
+        sources["kyc"] = str(kp)
+        kyc = _kyc_csv(kp, raws[-1][len(b"kyc:"):], {str(a.get("name", "")) for a in accounts})
     cfg = risk_config_from_data(instruments, accounts, limits, scen, sources, _version(raws))
-    return cfg.model_copy(update={"locates": locates}) if locates else cfg
+    return cfg.model_copy(update={"locates": locates, "kyc": kyc}) if locates or kyc else cfg

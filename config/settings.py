@@ -132,6 +132,8 @@ class RiskFiles(_Strict):
     positions: Path | None = None
     # Short-sale locates for the trading day (CSV: account,symbol,quantity); see [controls.short_sale].
     locates: Path | None = None
+    # KYC/AML standing of every account (CSV: account,status,review_expires,risk_rating); none: no KYC gating.
+    kyc: Path | None = None
 
 
 class ReconSettings(_Strict):
@@ -343,8 +345,9 @@ def parse_config(data: dict[str, object], path: Path) -> GatewayConfig:
             scenarios=_resolve(base, risk.scenarios) if risk.scenarios else None,
             positions=_resolve(base, risk.positions) if risk.positions else None,
             locates=_resolve(base, risk.locates) if risk.locates else None,
+            kyc=_resolve(base, risk.kyc) if risk.kyc else None,
         )
-        for name in ("instruments", "accounts", "limits", "scenarios", "positions", "locates"):
+        for name in ("instruments", "accounts", "limits", "scenarios", "positions", "locates", "kyc"):
             p = getattr(risk, name)
             if p is not None and not p.is_file():
                 raise ConfigError(str(path), f"risk.{name}", f"file not found: {p}")

@@ -48,7 +48,7 @@ def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
     r = cfg.risk
     if r is None:
         return None
-    return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates)
+    return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates, r.kyc)
 
 
 def client_sessions(cfg: GatewayConfig) -> list[str]:

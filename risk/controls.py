@@ -9,12 +9,15 @@ in as int nanoseconds, and the gateway feeds every event (live and on replay) an
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import math
 from dataclasses import dataclass
 
+from config.risk_models import Kyc
 from config.settings import ControlsSettings
 
 SCOPE_KINDS = ("session", "trader", "strategy")
+DAY_NS = 86_400 * 1_000_000_000
 KILL_CODES = {"session": "KILL_SWITCH_SESSION", "trader": "KILL_SWITCH_TRADER", "strategy": "KILL_SWITCH_STRATEGY"}
 BREAKER_CODES = ("REJECT_STORM", "MESSAGE_STORM", "REPEATED_EXECUTIONS")
 
@@ -78,9 +81,11 @@ def strictly_reduces(side: str, qty: float, position: float, open_buys: float, o
 
 class Controls:
     def __init__(self, settings: ControlsSettings, locates: dict[tuple[str, str], float] | None = None,
-                 max_price_age_s: float | None = None) -> None:
+                 max_price_age_s: float | None = None, kyc: dict[str, Kyc] | None = None) -> None:
         self.settings = settings
         self.locates = dict(locates or {})
+        self.kyc = dict(kyc or {})  # empty: no KYC file, no gating
+        self._today = ("", 0)  # (YYYY-MM-DD, the ns at which that UTC day ends)
         # When the market-data feed last priced each symbol (ns); None: no feed, nothing can be stale
         self.max_price_age_ns = None if max_price_age_s is None else int(max_price_age_s * 1e9)
         self.priced_at: dict[str, int] = {}
@@ -144,6 +149,22 @@ class Controls:
                                      trip.limit)
         if (self.venue_halts or self.operator_halts) and (symbol in self.venue_halts or symbol in self.operator_halts):
             return Block("INSTRUMENT_HALTED", f"trading in {symbol} halted ({self.halts[symbol]})")
+        return None
+
+    def kyc_block(self, account: str, now_ns: int) -> Block | None:
+        """With a KYC file, only an approved account whose review has not expired (UTC date) trades."""
+        if not self.kyc:
+            return None
+        k = self.kyc.get(account)
+        if k is None or k.status != "approved":
+            return Block("KYC_NOT_APPROVED", f"account {account} KYC status {k.status if k else 'unknown'}")
+        day, ends = self._today
+        if now_ns >= ends or not day:
+            start = now_ns - now_ns % DAY_NS
+            day = dt.datetime.fromtimestamp(start / 1e9, dt.timezone.utc).date().isoformat()
+            self._today = (day, start + DAY_NS)
+        if k.review_expires < day:
+            return Block("KYC_REVIEW_EXPIRED", f"account {account} KYC review expired {k.review_expires}")
         return None
 
     def reduce_only_scope(self, session: str, trader: str, strategy: str) -> str | None:

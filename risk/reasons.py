@@ -157,6 +157,10 @@ _ENTRIES: tuple[Reason, ...] = (
            "{value:g} messages in window > {limit:g}", 0, 2, "gateway"),
     Reason("REPEATED_EXECUTIONS", 63, "Too many fills in one instrument and side in the window: the strategy or account is blocked.",
            "{value:g} fills in window > {limit:g}", 0, 2, "gateway"),
+    Reason("KYC_NOT_APPROVED", 64, "The account's KYC/AML status is not approved (suspended, closed or unknown).",
+           "account KYC not approved", 15, 2, "gateway"),
+    Reason("KYC_REVIEW_EXPIRED", 65, "The account's KYC/AML review has expired.",
+           "account KYC review expired", 15, 2, "gateway"),
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _ENTRIES}

@@ -57,7 +57,7 @@ class RiskStage:
         self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
         self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders,
                                  _buffers=buffers[:2] if buffers is not None else None)  # type: ignore[arg-type]
-        self.controls = Controls(controls or ControlsSettings(), cfg.locates, max_price_age_s)
+        self.controls = Controls(controls or ControlsSettings(), cfg.locates, max_price_age_s, cfg.kyc)
         self._book: dict[str, list[float | None]] = {}  # the feed's latest bid, ask and last per symbol
         if buffers is not None and len(buffers) > 2:
             self.controls.load_state(buffers[2])
@@ -78,7 +78,9 @@ class RiskStage:
         self-match prevention. Returns the verdict (None: go on to the limits) and, for self-match prevention
         that cancels the resting order, the orders to cancel before the new one goes."""
         c = self.controls
-        b = c.blocked(o.session, o.account, o.trader, o.strategy, o.symbol) or c.stale(o.symbol, self.clock())
+        now = self.clock()
+        b = c.kyc_block(o.account, now) or c.blocked(o.session, o.account, o.trader, o.strategy, o.symbol) \
+            or c.stale(o.symbol, now)
         if b is not None:
             return _verdict(b), []
         scope = c.reduce_only_scope(o.session, o.trader, o.strategy)
@@ -102,8 +104,10 @@ class RiskStage:
         """A replace meets the same kill switches, breakers and halts; it may not add to a short sale beyond its
         locate, nor move its price through a resting order of the same owner."""
         c = self.controls
-        b = (c.blocked(order.session, order.account, order.trader, order.strategy, order.symbol)
-             or c.stale(order.symbol, self.clock()))
+        now = self.clock()
+        b = (c.kyc_block(order.account, now)
+             or c.blocked(order.session, order.account, order.trader, order.strategy, order.symbol)
+             or c.stale(order.symbol, now))
         if b is not None:
             return _verdict(b)
         scope = c.reduce_only_scope(order.session, order.trader, order.strategy)
@@ -358,7 +362,8 @@ class RiskStage:
         old_engine, old_controls = self.engine, self.controls
         self.engine = old_engine.fresh()
         self.controls = Controls(old_controls.settings, self.engine.cfg.locates,
-                                 None if old_controls.max_price_age_ns is None else old_controls.max_price_age_ns / 1e9)
+                                 None if old_controls.max_price_age_ns is None else old_controls.max_price_age_ns / 1e9,
+                                 self.engine.cfg.kyc)
         for sym, at in old_controls.priced_at.items():  # the feed's prices go on: they are no older for a new day
             i = old_engine.instrument_index(sym)
             self.market_price(sym, old_engine.live_reference_price(i), at)
@@ -442,4 +447,5 @@ class RiskStage:
         """New limits and reference data, positions and open orders kept; raises ValueError and keeps the old."""
         self.engine = self.engine.with_config(new_cfg)
         self.controls.locates = dict(new_cfg.locates)
+        self.controls.kyc = dict(new_cfg.kyc)
         return self.engine.limits_version

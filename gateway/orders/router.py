@@ -174,9 +174,17 @@ class Router(ClientSide, VenueSide):
             raise ValueError("no risk engine: nothing to swap")
         with self.lock:
             old = self.risk.limits_version
+            old_kyc = dict(self.risk.controls.kyc)
             new = self.risk.swap_config(new_cfg)
+            now = time.time_ns()
             self.events.append(schema.Admin(action="reload", scope="limits", who=who, why=why,
-                                            detail={"from": old, "to": new}, ts=time.time_ns()))
+                                            detail={"from": old, "to": new}, ts=now))
+            for acc, k in sorted(self.risk.controls.kyc.items()):  # each KYC change journaled on its own
+                was = old_kyc.get(acc)
+                if was != k:
+                    self.events.append(schema.Admin(
+                        action="kyc", scope=f"account:{acc}", who=who, why=why, ts=now,
+                        detail={"from": was.model_dump() if was else None, "to": k.model_dump()}))
         return old, new
 
     def roll_day(self, new: str, previous: str, who: str, why: str, carry_kill: bool, carry_reduce_only: bool,
