@@ -146,6 +146,23 @@ def _trade_date(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a trading day in the form YYYYMMDD (e.g. 20261202)")
 
 
+def _what_if(args: argparse.Namespace) -> int:
+    from config.settings import load_config
+    from gateway.control import what_if
+
+    try:
+        result = what_if.run(load_config(args.config), args.date, Path(args.limits))
+    except ValueError as e:
+        print(f"fixgw what-if: {e}", file=sys.stderr)
+        return 2
+    text = what_if.render(result, args.format)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     import time as _time
 
@@ -281,6 +298,16 @@ def main(argv: list[str] | None = None) -> int:
             a.add_argument("--who", help="operator name (default: the login name)")
             a.add_argument("--why", required=True, help="reason, kept in the journal")
     s.set_defaults(fn=_admin)
+
+    s = sub.add_parser("what-if", help="replay a trading day's requests and fills under other limits; report what "
+                                       "changes")
+    s.add_argument("--config", required=True, help="gateway TOML file (its state folder holds the day)")
+    s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD (current or archived)")
+    s.add_argument("--limits", required=True, help="folder with the proposed limits.toml (and optionally "
+                                                   "instruments.csv, accounts.toml, scenarios.csv)")
+    s.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    s.add_argument("--out", help="write the report here instead of stdout")
+    s.set_defaults(fn=_what_if)
 
     s = sub.add_parser("reconcile", help="reconciliation report for a trading day (exit 1: open breaks)")
     s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD")
