@@ -232,6 +232,18 @@ class ControlsSettings(_Strict):
         return sorted({t for t in tags if t is not None and t >= 5000})
 
 
+class SurveillanceSettings(_Strict):
+    """Thresholds of the after-the-fact surveillance (gateway.events.surveillance, `fixgw surveillance`)."""
+
+    wash_window_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0  # one owner buying and selling within it
+    otr_max: Annotated[float, Field(gt=0)] = 50.0  # order messages per fill, per account and instrument
+    otr_min_orders: Annotated[int, Field(ge=1)] = 100
+    layering_window_s: Annotated[float, Field(gt=0, le=3600)] = 5.0  # cancels of the other side after a fill
+    layering_min_cancels: Annotated[int, Field(ge=1)] = 3
+    cancel_rate_max: Annotated[float, Field(gt=0, le=1)] = 0.9  # client cancels per new order, per account
+    cancel_rate_min_orders: Annotated[int, Field(ge=1)] = 50
+
+
 class GatewaySettings(_Strict):
     name: str = "fixgw"
     state_dir: Path = Path("var/fixgw")
@@ -263,6 +275,7 @@ class GatewayConfig(_Strict):
     trading_day: TradingDaySettings = TradingDaySettings()
     metrics: MetricsSettings = MetricsSettings()
     controls: ControlsSettings = ControlsSettings()
+    surveillance: SurveillanceSettings = SurveillanceSettings()
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -163,6 +163,22 @@ def _what_if(args: argparse.Namespace) -> int:
     return 0
 
 
+def _surveillance(args: argparse.Namespace) -> int:
+    from config.settings import load_config
+    from gateway.control.what_if import day_log
+    from gateway.events import surveillance
+    from gateway.events.log import EventLog
+
+    cfg = load_config(args.config)
+    try:
+        alerts = surveillance.scan(EventLog.read(day_log(cfg, args.date)), cfg.surveillance, surveillance.owners_of(cfg))
+    except ValueError as e:
+        print(f"fixgw surveillance: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(surveillance.render(alerts, args.date, args.format))
+    return 1 if alerts else 0
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     import time as _time
 
@@ -308,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--format", choices=("md", "csv", "json"), default="md")
     s.add_argument("--out", help="write the report here instead of stdout")
     s.set_defaults(fn=_what_if)
+
+    s = sub.add_parser("surveillance", help="market-abuse patterns in a trading day's flow (exit 1: alerts)")
+    s.add_argument("--config", required=True, help="gateway TOML file (its state folder holds the day)")
+    s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD (current or archived)")
+    s.add_argument("--format", choices=("md", "json"), default="md")
+    s.set_defaults(fn=_surveillance)
 
     s = sub.add_parser("reconcile", help="reconciliation report for a trading day (exit 1: open breaks)")
     s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD")

@@ -161,6 +161,14 @@ _ENTRIES: tuple[Reason, ...] = (
            "account KYC not approved", 15, 2, "gateway"),
     Reason("KYC_REVIEW_EXPIRED", 65, "The account's KYC/AML review has expired.",
            "account KYC review expired", 15, 2, "gateway"),
+    Reason("WASH_TRADE", 66, "Surveillance: one beneficial owner bought and sold the same instrument within the window.",
+           "possible wash trade", None, None, "alert"),
+    Reason("ORDER_TO_TRADE", 67, "Surveillance: an account's order messages per fill in an instrument are above the ratio.",
+           "order-to-trade ratio {value:g} > {limit:g}", None, None, "alert"),
+    Reason("LAYERING", 68, "Surveillance: orders on one side cancelled shortly after a fill on the other (layering, spoofing).",
+           "possible layering", None, None, "alert"),
+    Reason("CANCEL_RATE", 69, "Surveillance: an account cancels more of its orders than the configured share.",
+           "cancel rate {value:g} > {limit:g}", None, None, "alert"),
 )
 
 CATALOGUE: dict[str, Reason] = {r.code: r for r in _ENTRIES}
