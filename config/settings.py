@@ -255,6 +255,9 @@ class GatewaySettings(_Strict):
     # A checkpoint of the order-path state is made (in another process) every this many events, so that a
     # start replays at most about this many; 0: never (a start replays the whole trading day).
     checkpoint_every_events: Annotated[int, Field(ge=0, le=100_000_000)] = 50_000
+    # How limits change while running: "reload" (fixgw admin reload, SIGHUP, and `fixgw limits`) or
+    # "four_eyes" (only `fixgw limits propose` by one person and `approve` by another).
+    limit_changes: Literal["reload", "four_eyes"] = "reload"
 
     @field_validator("state_dir")
     @classmethod

@@ -146,6 +146,49 @@ def _trade_date(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a trading day in the form YYYYMMDD (e.g. 20261202)")
 
 
+def _limits(args: argparse.Namespace) -> int:
+    import getpass
+    import json
+
+    from config.settings import load_config
+    from gateway.control import limits
+    from gateway.control.admin import request
+
+    if args.action == "history":
+        rows = limits.history(load_config(args.config))
+        if args.format == "json":
+            print(json.dumps(rows, indent=1))
+            return 0
+        for r in rows:
+            print(f"{r['version']}  {r['status']:<10}  proposed by {r['proposer']} at "
+                  f"{_time_text(r['proposed_at'])} ({r['why']})"
+                  + (f"; approved by {r['approver']} at {_time_text(r['approved_at'])}" if r.get("approver") else ""))
+            print("\n".join("    " + line for line in r["diff"].splitlines()) or "    (no change to limits.toml)")
+        return 0
+    path = load_config(args.config).admin_socket if args.config else Path(args.socket)
+    req: dict[str, object] = {"cmd": f"limits_{args.action}", "who": args.who or getpass.getuser(), "why": args.why}
+    if args.action == "propose":
+        req["folder"] = str(Path(args.folder).resolve())
+    else:
+        req["version"] = args.version
+    try:
+        answer = request(path, req, timeout=300.0)
+    except OSError as e:
+        print(f"fixgw limits: cannot reach the gateway at {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    what_if_text = answer.pop("what_if", None)
+    print(json.dumps(answer, indent=1))
+    if what_if_text:
+        print(what_if_text)
+    return 0 if answer.get("ok") else 1
+
+
+def _time_text(t: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _what_if(args: argparse.Namespace) -> int:
     from config.settings import load_config
     from gateway.control import what_if
@@ -314,6 +357,22 @@ def main(argv: list[str] | None = None) -> int:
             a.add_argument("--who", help="operator name (default: the login name)")
             a.add_argument("--why", required=True, help="reason, kept in the journal")
     s.set_defaults(fn=_admin)
+
+    s = sub.add_parser("limits", help="limit changes under four eyes: propose, approve (by another person), history")
+    acts = s.add_subparsers(dest="action", required=True)
+    for name, what in (("propose", "stage a folder of limit files as a new version; prints its what-if on today"),
+                       ("approve", "put a proposed version in force (not by its proposer)")):
+        a = acts.add_parser(name, help=what)
+        a.add_argument("folder" if name == "propose" else "version")
+        src = a.add_mutually_exclusive_group(required=True)
+        src.add_argument("--config", help="gateway TOML file (names the admin socket)")
+        src.add_argument("--socket", help="path of the admin socket")
+        a.add_argument("--who", help="your name (default: the login name)")
+        a.add_argument("--why", required=name == "propose", default="", help="reason, kept in the journal")
+    a = acts.add_parser("history", help="every version with proposer, approver, times and its diff")
+    a.add_argument("--config", required=True, help="gateway TOML file")
+    a.add_argument("--format", choices=("text", "json"), default="text")
+    s.set_defaults(fn=_limits)
 
     s = sub.add_parser("what-if", help="replay a trading day's requests and fills under other limits; report what "
                                        "changes")

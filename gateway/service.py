@@ -23,6 +23,7 @@ from gateway.fix.application import App
 from gateway.events import schema
 from gateway.events.log import EventLog
 from gateway.events.journal import Journal
+from gateway.control import limits as limit_changes
 from gateway.control import checkpoint
 from gateway.orders.ledger import PENDING_NEW, Ledger
 from gateway.orders.lifecycle import replay_log
@@ -45,9 +46,14 @@ STATUS_REQUEST_DELAY_S = 2.0
 
 
 def load_risk(cfg: GatewayConfig) -> RiskConfig | None:
+    """The limits in force: the last version approved under four eyes (gateway.control.limits), else the
+    configured files."""
     r = cfg.risk
     if r is None:
         return None
+    approved = limit_changes.current_version(cfg)
+    if approved is not None:
+        return limit_changes.load_version(cfg, approved)
     return load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates, r.kyc)
 
 
@@ -536,9 +542,15 @@ class Gateway:
         if self.risk is None:
             raise ValueError("no [risk] section in the configuration: nothing to reload")
         try:
-            new_cfg = load_risk(self.cfg)  # files are read and validated outside the lock
-            assert new_cfg is not None
+            if self.cfg.gateway.limit_changes == "four_eyes":
+                raise ValueError("limits change only by `fixgw limits propose` and a second person's `approve` "
+                                 "([gateway] limit_changes = \"four_eyes\")")
+            r = self.cfg.risk
+            assert r is not None
+            # the configured files, read and validated outside the lock; they replace an approved version
+            new_cfg = load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates, r.kyc)
             old, new = self.router.swap_limits(new_cfg, who, why)
+            (limit_changes.root(self.cfg) / "current").unlink(missing_ok=True)
         except Exception as e:
             log.error("reload refused: the old limits stay in force", extra={"error": str(e), "who": who})
             self.metrics.alerts.labels("RELOAD_FAILED").inc()

@@ -192,6 +192,15 @@ class AdminServer:
                 raise ValueError("halt needs --symbol and on or off")
             return {"ok": True, **await asyncio.to_thread(gw.set_switch, "halt", scope, name, req.get("state") == "on",
                                                           who, why)}
+        if cmd == "limits_propose":
+            from gateway.control import limits
+
+            return {"ok": True, **await asyncio.to_thread(limits.propose, gw, Path(str(req.get("folder", ""))), who,
+                                                          why)}
+        if cmd == "limits_approve":
+            from gateway.control import limits
+
+            return {"ok": True, **await asyncio.to_thread(limits.approve, gw, str(req.get("version", "")), who, why)}
         if cmd == "breakers":
             return {"ok": True, "breakers": await asyncio.to_thread(gw.router.breakers)}
         if cmd == "clear_breaker":
@@ -215,7 +224,7 @@ class AdminServer:
             return {"ok": True, **await asyncio.to_thread(gw.seq_reset, str(req.get("session", "")),
                                                           req.get("next_sender"), req.get("next_target"), who, why)}
         raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, halt, breakers, clear_breaker, reload, "
-                         "logout, logon, seq_reset, rollover")
+                         "limits_propose, limits_approve, logout, logon, seq_reset, rollover")
 
 
 def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:
