@@ -107,6 +107,8 @@ def _admin(args: argparse.Namespace) -> int:
         req.update(state=args.state, scope=f"instrument:{args.symbol}")
     if args.action == "clear-breaker":
         req.update(code=args.code, scope=args.scope)
+    if args.action == "override":
+        req.update(scope=args.scope, limit=args.limit, until=args.until)
     if args.action in ("logout", "logon", "seq-reset"):
         req["session"] = args.session
     if args.action == "seq-reset":
@@ -337,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     a = acts.add_parser("halt", help="halt (on) or resume (off) trading in one instrument")
     a.add_argument("state", choices=("on", "off"))
     a.add_argument("--symbol", required=True)
+    a = acts.add_parser("override", help="raise or lower one limit of one scope until a time; it reverts by itself")
+    a.add_argument("--scope", required=True, help="global, account:ACC, instrument:SYM or sector:NAME")
+    a.add_argument("--limit", required=True, help="NAME=VALUE as in limits.toml, e.g. qty_max=5000")
+    a.add_argument("--until", required=True, help="ISO-8601 time, UTC unless an offset is given")
     acts.add_parser("breakers", help="tripped circuit breakers and halted instruments")
     a = acts.add_parser("clear-breaker", help="clear a tripped circuit breaker (see `breakers`)")
     a.add_argument("--code", required=True, choices=("REJECT_STORM", "MESSAGE_STORM", "REPEATED_EXECUTIONS"))

@@ -472,6 +472,7 @@ class Gateway:
         now = time.monotonic()
         if now - self._last_tick >= 1.0:  # once a second is plenty, and keeps the router lock free
             self._last_tick = now
+            self.router.expire_overrides(time.time_ns())
             self.schedules.tick()
             self.recon_feed.tick()
             self.refresh_gauges()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.events import schema
+from gateway.events.journal_query import parse_time
 from gateway.fix import sessions
 
 from gateway.orders.ledger import Ledger
@@ -84,6 +85,8 @@ def status(gw: Gateway, started: float) -> dict[str, Any]:
             c = risk.controls
             kill["scopes"] = sorted(c.kills)  # session:, trader:, strategy: (risk.controls)
             reduce["scopes"] = sorted(c.reduce_only)
+            out["overrides"] = [{"id": o.id, "scope": o.scope, "limit": o.limit, "value": o.value,
+                                 "until_ns": o.until_ns} for o in risk.overrides.values()]
             out.update(positions=positions, utilisation=util, kill_switch=kill, reduce_only=reduce,
                        halted=c.halts, breakers=[{"code": t.code, "scope": t.scope, "value": t.value,
                                                   "limit": t.limit} for t in c.tripped.values()])
@@ -192,6 +195,15 @@ class AdminServer:
                 raise ValueError("halt needs --symbol and on or off")
             return {"ok": True, **await asyncio.to_thread(gw.set_switch, "halt", scope, name, req.get("state") == "on",
                                                           who, why)}
+        if cmd == "override":
+            name, _, value = str(req.get("limit", "")).partition("=")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"--limit takes NAME=VALUE, e.g. qty_max=5000, not {req.get('limit')!r}") from None
+            until = parse_time(str(req.get("until", "")))
+            return {"ok": True, **await asyncio.to_thread(gw.router.set_override, str(req.get("scope", "")),
+                                                          name.strip(), number, until, who, why)}
         if cmd == "limits_propose":
             from gateway.control import limits
 
@@ -224,7 +236,7 @@ class AdminServer:
             return {"ok": True, **await asyncio.to_thread(gw.seq_reset, str(req.get("session", "")),
                                                           req.get("next_sender"), req.get("next_target"), who, why)}
         raise ValueError(f"unknown command {cmd!r}: status, kill, reduce_only, halt, breakers, clear_breaker, reload, "
-                         "limits_propose, limits_approve, logout, logon, seq_reset, rollover")
+                         "override, limits_propose, limits_approve, logout, logon, seq_reset, rollover")
 
 
 def session_switch(gw: Gateway, cmd: str, key: str, who: str, why: str) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gateway.events.batching import gather
-from gateway.events.schema import (Admin, Breaker, Cancel, DayStart, Event, Execution, Halt, NewOrder, Rejected,
-                                   Replace, Undelivered)
+from gateway.events.schema import (Admin, Breaker, Cancel, DayStart, Event, Execution, Halt, NewOrder, Override,
+                                   Rejected, Replace, Undelivered)
 
 log = logging.getLogger("fixgw.journal")
 
@@ -104,6 +104,9 @@ def project(ev: Event) -> tuple[str, tuple[Any, ...]] | None:
     if isinstance(ev, Breaker):
         return "admin", (ev.q, ev.ts, f"breaker {ev.action}", ev.scope, ev.who, ev.why,
                          json.dumps({"code": ev.code, "value": ev.value, "limit": ev.limit}))
+    if isinstance(ev, Override):
+        return "admin", (ev.q, ev.ts, f"override {ev.action}", ev.scope, ev.who, ev.why,
+                         json.dumps({"id": ev.id, "limit": ev.limit, "value": ev.value, "until": ev.until}))
     if isinstance(ev, Halt):
         return "admin", (ev.q, ev.ts, "halt on" if ev.halted else "halt off", f"instrument:{ev.symbol}", "venue",
                          ev.text, None)

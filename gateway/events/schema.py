@@ -20,6 +20,7 @@ Kinds, in the order a day's log has them:
     ADM       Admin           an operator action (who, why)
     BRK       Breaker         a circuit breaker tripped by the gateway or cleared by an operator (risk.controls)
     HALT      Halt            the venue halted or resumed an instrument (SecurityStatus)
+    OVR       Override        a temporary limit override set by an operator, or ended at its expiry
 """
 
 from __future__ import annotations
@@ -292,9 +293,24 @@ class Halt(Event, tag="HALT", kw_only=True):
     ts: int = 0
 
 
+class Override(Event, tag="OVR", kw_only=True):
+    """A temporary limit override set by an operator, or ended (by its expiry: who "gateway")."""
+
+    kind = "OVR"
+    action: str  # "set" or "end"
+    id: str
+    scope: str = ""  # "global", "account:ACC", "instrument:SYM", "sector:NAME"
+    limit: str = ""  # e.g. qty_max
+    value: float = 0.0
+    until: int = 0  # ns
+    who: str = ""
+    why: str = ""
+    ts: int = 0
+
+
 AnyEvent = Union[DayStart, Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, NewOrder, Replace,
-                 Cancel, Rejected, Execution, CancelRejected, Undelivered, Admin, Breaker, Halt]
-CARRIED = (Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, Breaker, Halt)  # what may follow INIT at a day's head
+                 Cancel, Rejected, Execution, CancelRejected, Undelivered, Admin, Breaker, Halt, Override]
+CARRIED = (Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, Breaker, Halt, Override)  # what may follow INIT at a day's head
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyEvent)

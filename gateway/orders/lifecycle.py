@@ -12,8 +12,8 @@ import math
 from typing import Iterable, Protocol
 
 from gateway.events.schema import (Admin, AnyEvent, Breaker, CancelRejected, CarriedOrder, Cash, DayStart, Event,
-                                   Execution, Halt, Mark, NewOrder, Position, Rejected, Switch, Undelivered, UsedIds,
-                                   AmendRequest)
+                                   Execution, Halt, Mark, NewOrder, Override, Position, Rejected, Switch, Undelivered,
+                                   UsedIds, AmendRequest)
 from gateway.orders.ledger import REJECTED, Ledger, Order, Request
 from gateway.orders.trading_day import restore_order
 
@@ -29,6 +29,7 @@ class RiskHooks(Protocol):
     def restore_order(self, order: Order, pending: Request | None) -> int: ...
     def breaker(self, ev: Breaker) -> None: ...
     def halt(self, ev: Halt) -> None: ...
+    def override(self, ev: Override) -> None: ...
 
 
 def apply_new(ledger: Ledger, risk: RiskHooks | None, ev: NewOrder) -> Order:
@@ -167,6 +168,13 @@ def replay_log(events: Iterable[AnyEvent], ledger: Ledger, risk: RiskHooks | Non
         elif isinstance(ev, Halt):
             if risk is not None:
                 risk.halt(ev)
+        elif isinstance(ev, Override):
+            if risk is not None:
+                try:
+                    risk.override(ev)
+                except ValueError as e:
+                    log.error("limit override from the event log no longer applies", extra={"id": ev.id,
+                                                                                           "error": str(e)})
         request = getattr(ev, "request", None)
         if request:
             ledger.next_request = max(ledger.next_request, request)

@@ -21,6 +21,8 @@ from gateway.orders.requests import NewOrder, Verdict
 from risk.controls import SCOPE_KINDS, Block, Controls, Trip, strictly_reduces
 from risk.decision import Decision, Outcome
 from risk.engine import RiskEngine, UnknownSlot
+from risk.overrides import Override, expired
+from risk.overrides import apply as apply_overrides
 from risk.reasons import CATALOGUE
 
 log = logging.getLogger("fixgw.risk")
@@ -55,18 +57,39 @@ class RiskStage:
         """buffers: the state as a checkpoint saved it, made under this very configuration (snapshot()).
         max_price_age_s: how old a market-data price may be (None: no market-data session)."""
         self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
-        self.engine = RiskEngine(cfg, n_sessions=max(len(sessions), 1), max_orders=max_orders,
+        self.base_cfg = cfg  # the limits without the temporary overrides (risk.overrides)
+        saved = buffers[2] if buffers is not None and len(buffers) > 2 else {}
+        self.overrides: dict[str, Override] = {o[0]: Override(*o) for o in saved.get("overrides", ())}
+        self.engine = RiskEngine(apply_overrides(cfg, list(self.overrides.values())),
+                                 n_sessions=max(len(sessions), 1), max_orders=max_orders,
                                  _buffers=buffers[:2] if buffers is not None else None)  # type: ignore[arg-type]
         self.controls = Controls(controls or ControlsSettings(), cfg.locates, max_price_age_s, cfg.kyc)
         self._book: dict[str, list[float | None]] = {}  # the feed's latest bid, ask and last per symbol
-        if buffers is not None and len(buffers) > 2:
-            self.controls.load_state(buffers[2])
+        if saved:
+            self.controls.load_state(saved)
         self.session_idx = {s: n for n, s in enumerate(sessions)}
         self.clock = clock
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         f, ib = self.engine.snapshot()
-        return f, ib, self.controls.state()
+        return f, ib, {**self.controls.state(), "overrides": [
+            (o.id, o.scope, o.limit, o.value, o.until_ns) for o in self.overrides.values()]}
+
+    # ---------------------------------------------------------------- temporary overrides (risk.overrides)
+    def check_override(self, o: Override) -> None:
+        """ValueError, and nothing changes, for an override that does not fit the limits in force."""
+        apply_overrides(self.base_cfg, [*self.overrides.values(), o])
+
+    def override(self, ev: ev_.Override) -> None:
+        """An override set or ended (live and on replay): the engine moves onto the limits with the rest."""
+        if ev.action == "set":
+            self.overrides[ev.id] = Override(ev.id, ev.scope, ev.limit, ev.value, ev.until)
+        elif self.overrides.pop(ev.id, None) is None:
+            return
+        self.engine = self.engine.with_config(apply_overrides(self.base_cfg, list(self.overrides.values())))
+
+    def expired_overrides(self, now_ns: int) -> list[Override]:
+        return expired(list(self.overrides.values()), now_ns)
 
     @property
     def limits_version(self) -> str:
@@ -404,6 +427,9 @@ class RiskStage:
         for t in c.tripped.values():
             out.append(ev_.Breaker(action="trip", code=t.code, scope=t.scope, value=t.value, limit=t.limit,
                                    who="gateway", why="carried from the previous trading day"))
+        for o in self.overrides.values():  # an override ends at its own time, not at the day's
+            out.append(ev_.Override(action="set", id=o.id, scope=o.scope, limit=o.limit, value=o.value,
+                                    until=o.until_ns, why="carried from the previous trading day"))
         return out
 
     def restore(self, ev: ev_.Mark | ev_.Position | ev_.Cash | ev_.Switch) -> None:
@@ -445,7 +471,8 @@ class RiskStage:
 
     def swap_config(self, new_cfg: RiskConfig) -> str:
         """New limits and reference data, positions and open orders kept; raises ValueError and keeps the old."""
-        self.engine = self.engine.with_config(new_cfg)
+        self.engine = self.engine.with_config(apply_overrides(new_cfg, list(self.overrides.values())))
+        self.base_cfg = new_cfg
         self.controls.locates = dict(new_cfg.locates)
         self.controls.kyc = dict(new_cfg.kyc)
         return self.engine.limits_version

@@ -32,6 +32,7 @@ from gateway.orders.lifecycle import apply_rejected, replay_log
 from gateway.orders.requests import NewOrder, RiskChecks, Sent, Verdict, none_if_nan
 from gateway.orders.venue_side import VenueSide
 from risk.controls import Trip
+from risk.overrides import Override
 from risk.reasons import reason
 
 log = logging.getLogger("fixgw.router")
@@ -315,6 +316,46 @@ class Router(ClientSide, VenueSide):
                 session.logon()  # lets the acceptor take its Logon again
         log.warning("circuit breaker cleared", extra={"code": code, "scope": scope, "who": who, "why": why})
         return {"code": code, "scope": scope, "cleared": True}
+
+    # ---------------------------------------------------------------- temporary limit overrides (risk.overrides)
+    def set_override(self, scope: str, limit: str, value: float, until_ns: int, who: str, why: str) -> dict[str, Any]:
+        """One limit of one scope raised or lowered until `until_ns`; refused (ValueError) if it does not fit."""
+        if self.risk is None:
+            raise ValueError("no risk engine: overrides need it")
+        if not who or not why:
+            raise ValueError("who and why are required for every operator action")
+        with self.lock:
+            now = time.time_ns()
+            if until_ns <= now:
+                raise ValueError("an override's --until must be in the future")
+            oid = f"{now // 1_000_000 % 10**9:09d}"  # unique enough among the day's overrides, and short
+            ov = Override(oid, scope, limit, value, until_ns)
+            self.risk.check_override(ov)
+            ev = schema.Override(action="set", id=oid, scope=scope, limit=limit, value=value, until=until_ns, who=who,
+                                 why=why, ts=now)
+            self.events.append(ev)
+            self.risk.override(ev)
+            version = self.risk.limits_version
+        log.warning("limit override set", extra={"id": oid, "scope": scope, "limit": limit, "value": value,
+                                                 "until_ns": until_ns, "who": who, "why": why})
+        return {"id": oid, "scope": scope, "limit": limit, "value": value, "until_ns": until_ns,
+                "limits_version": version}
+
+    def expire_overrides(self, now_ns: int) -> list[str]:
+        """End the overrides whose time has come (housekeeping, every second): the limits go back by themselves."""
+        if self.risk is None or not self.risk.overrides:
+            return []
+        ended = []
+        with self.lock:
+            for o in self.risk.expired_overrides(now_ns):
+                ev = schema.Override(action="end", id=o.id, scope=o.scope, limit=o.limit, who="gateway",
+                                     why="expired", ts=time.time_ns())
+                self.events.append(ev)
+                self.risk.override(ev)
+                ended.append(o.id)
+        if ended:
+            log.warning("limit overrides expired", extra={"ids": ended})
+        return ended
 
     # ---------------------------------------------------------------- market data (the venue's feed)
     def market_data(self, quotes: list[Any]) -> int:
