@@ -33,7 +33,8 @@ def test_an_override_holds_until_its_time_and_then_reverts_by_itself(stack: Any,
     server = AdminServer(gw, tmp_path / "admin.sock")
     res = asyncio.run(server.dispatch({"cmd": "override", "scope": "account:ACC1", "limit": "qty_max=50",
                                        "until": iso, "who": "risk-carl", "why": "desk over its sizes today"}))
-    oid = res["id"]
+    oid, until = res["id"], res["until_ns"]  # the time as the gateway parsed it (µs in the text, float rounding)
+    assert abs(until - (time.time_ns() + 3600 * 10**9)) < 10 * 10**9
     assert res["limits_version"].endswith(f"+OVR-{oid}")
     c.new_order("B2", "ACC1", "AAPL", "1", 100, 190.0)
     rej = _er(c, "B2", "8")

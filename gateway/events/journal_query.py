@@ -29,7 +29,8 @@ def parse_time(text: str) -> int:
         raise ValueError(f"not an ISO-8601 time: {text!r} (e.g. 2026-11-28T09:30:00)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp() * 1e9)
+    d = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)  # in integers: a float loses the nanoseconds' last digits
+    return (d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000
 
 
 def iso(ns: int) -> str:
