@@ -21,12 +21,18 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    from config.risk_models import load_risk_config
     from config.settings import load_config
-    from gateway.service import load_risk
+    from gateway.control import limits as limit_changes
 
     cfg = load_config(args.config)
-    risk = load_risk(cfg)
+    r = cfg.risk  # the configured files are what a reload reads: they are checked even under an approved version
+    risk = load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates, r.kyc) if r else None
     limits = f", limits {risk.limits_version}" if risk is not None else ", no risk checks"
+    approved = limit_changes.current_version(cfg) if r else None
+    if approved is not None:
+        limits += (f"; in force: approved version {approved} (limits "
+                   f"{limit_changes.load_version(cfg, approved).limits_version})")
     print(f"{args.config}: OK ({len(cfg.acceptor.clients)} client sessions, venue "
           f"{cfg.venue.host}:{cfg.venue.port}, state in {cfg.state_dir}{limits})")
     return 0

@@ -68,6 +68,9 @@ def test_a_second_person_approves_and_the_version_is_in_force(stack: Any, tmp_pa
     assert out.returncode == 0, out.stderr
     assert f"{version}  approved    proposed by alice" in out.stdout and "approved by bob" in out.stdout
     assert "-qty_max = 10_000" in out.stdout and "+qty_max = 250" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "check-config", str(toml)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and f"in force: approved version {version}" in out.stdout, out
 
 
 def test_the_command_line_goes_through_the_admin_socket(stack: Any, tmp_path: Path) -> None:

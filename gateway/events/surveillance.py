@@ -18,7 +18,7 @@ the account itself.
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 from config.settings import SurveillanceSettings
@@ -45,7 +45,6 @@ class _Book:
 
     messages: int = 0
     fills: int = 0
-    last_fill: dict[str, tuple[int, str]] = field(default_factory=dict)  # side -> (ts, ClOrdID) of the last fill
 
 
 def scan(events: Iterable[schema.AnyEvent], s: SurveillanceSettings, owners: dict[str, str] | None = None
