@@ -54,6 +54,12 @@ KYC_STATUSES = ("approved", "suspended", "closed")
 RISK_RATINGS = ("low", "medium", "high")
 
 
+def _one_of(v: str, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return v
+
+
 class Kyc(_Strict):
     """An account's KYC/AML standing: only an approved account whose review has not expired may trade."""
 
@@ -61,19 +67,8 @@ class Kyc(_Strict):
     review_expires: str  # YYYY-MM-DD, the last day the review is good for
     risk_rating: str
 
-    @field_validator("status")
-    @classmethod
-    def _status(cls, v: str) -> str:
-        if v not in KYC_STATUSES:
-            raise ValueError(f"must be one of {', '.join(KYC_STATUSES)}")
-        return v
-
-    @field_validator("risk_rating")
-    @classmethod
-    def _rating(cls, v: str) -> str:
-        if v not in RISK_RATINGS:
-            raise ValueError(f"must be one of {', '.join(RISK_RATINGS)}")
-        return v
+    _status = field_validator("status")(lambda v: _one_of(v, KYC_STATUSES))
+    _rating = field_validator("risk_rating")(lambda v: _one_of(v, RISK_RATINGS))
 
     @field_validator("review_expires")
     @classmethod
