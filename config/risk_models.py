@@ -402,21 +402,30 @@ def _scenarios(path: Path, raw: bytes, symbols: list[str]) -> np.ndarray:
 LOCATE_COLUMNS = ("account", "symbol", "quantity")
 
 
-def _locates_csv(path: Path, raw: bytes, accounts: set[str], symbols: set[str]) -> dict[tuple[str, str], float]:
-    """account,symbol,quantity rows; an account or symbol the risk files do not know is an error, not a locate
-    that silently never applies."""
+def _csv_rows(path: Path, raw: bytes, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a CSV that must have exactly `columns`, cells stripped; ConfigError names what is wrong."""
     try:
         reader = csv.DictReader(raw.decode("utf-8").splitlines())
         rows = list(reader)
     except (csv.Error, UnicodeDecodeError) as e:
         raise ConfigError(str(path), "<syntax>", str(e)) from e
-    if tuple(reader.fieldnames or ()) != LOCATE_COLUMNS:
-        raise ConfigError(str(path), "<header>", f"the header must be {','.join(LOCATE_COLUMNS)}")
-    out: dict[tuple[str, str], float] = {}
+    if tuple(reader.fieldnames or ()) != columns:
+        raise ConfigError(str(path), "<header>", f"the header must be {','.join(columns)}")
+    out = []
     for n, row in enumerate(rows):
         if None in row:
             raise ConfigError(str(path), f"row {n + 1}", "more cells than header columns")
-        acc, sym, qty_text = (row[c].strip() if row[c] else "" for c in LOCATE_COLUMNS)
+        out.append({c: (row[c] or "").strip() for c in columns})
+    return out
+
+
+def _locates_csv(path: Path, raw: bytes, accounts: set[str], symbols: set[str]) -> dict[tuple[str, str], float]:
+    """account,symbol,quantity rows; an account or symbol the risk files do not know is an error, not a locate
+    that silently never applies."""
+    rows = _csv_rows(path, raw, LOCATE_COLUMNS)
+    out: dict[tuple[str, str], float] = {}
+    for n, row in enumerate(rows):
+        acc, sym, qty_text = (row[c] for c in LOCATE_COLUMNS)
         if acc not in accounts:
             raise ConfigError(str(path), f"row {n + 1}.account", f"unknown account {acc!r}")
         if sym not in symbols:
@@ -438,25 +447,16 @@ KYC_COLUMNS = ("account", "status", "review_expires", "risk_rating")
 
 def _kyc_csv(path: Path, raw: bytes, accounts: set[str]) -> dict[str, Kyc]:
     """account,status,review_expires,risk_rating: one row per account, every account of accounts.toml."""
-    try:
-        reader = csv.DictReader(raw.decode("utf-8").splitlines())
-        rows = list(reader)
-    except (csv.Error, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), "<syntax>", str(e)) from e
-    if tuple(reader.fieldnames or ()) != KYC_COLUMNS:
-        raise ConfigError(str(path), "<header>", f"the header must be {','.join(KYC_COLUMNS)}")
+    rows = _csv_rows(path, raw, KYC_COLUMNS)
     out: dict[str, Kyc] = {}
     for n, row in enumerate(rows):
-        if None in row:
-            raise ConfigError(str(path), f"row {n + 1}", "more cells than header columns")
-        acc = (row["account"] or "").strip()
+        acc = row["account"]
         if acc not in accounts:
             raise ConfigError(str(path), f"row {n + 1}.account", f"unknown account {acc!r}")
         if acc in out:
             raise ConfigError(str(path), f"row {n + 1}.account", f"{acc} is listed twice")
         try:
-            out[acc] = Kyc(status=(row["status"] or "").strip(), review_expires=(row["review_expires"] or "").strip(),
-                           risk_rating=(row["risk_rating"] or "").strip())
+            out[acc] = Kyc(status=row["status"], review_expires=row["review_expires"], risk_rating=row["risk_rating"])
         except ValidationError as e:
             raise ConfigError(str(path), *_first_error(e, f"row {n + 1}")) from e
     missing = sorted(accounts - set(out))
