@@ -233,7 +233,9 @@ class ControlsSettings(_Strict):
 
 
 class SurveillanceSettings(_Strict):
-    """Thresholds of the after-the-fact surveillance (gateway.events.surveillance, `fixgw surveillance`)."""
+    """Surveillance of the order flow (gateway.events.surveillance): live in the gateway and `fixgw surveillance`."""
+
+    live: bool = True  # the running gateway follows its event log and raises alerts as patterns complete
 
     wash_window_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0  # one owner buying and selling within it
     otr_max: Annotated[float, Field(gt=0)] = 50.0  # order messages per fill, per account and instrument

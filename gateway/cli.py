@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="gateway TOML file (the journal is <state_dir>/journal.sqlite)")
     src.add_argument("--db", help="path of a journal.sqlite")
-    s.add_argument("--table", choices=("decisions", "fills", "admin"), default="decisions")
+    s.add_argument("--table", choices=("decisions", "fills", "admin", "alerts"), default="decisions")
     s.add_argument("--account")
     s.add_argument("--code", help="reason code (rejects) or warning code (warns)")
     s.add_argument("--since", help="ISO-8601 time, UTC unless an offset is given")

@@ -23,6 +23,8 @@ from gateway.fix.application import App
 from gateway.events import schema
 from gateway.events.log import EventLog
 from gateway.events.journal import Journal
+from gateway.events.surveillance import Detector, owners_of
+from gateway.events.surveillance_feed import SurveillanceFeed
 from gateway.control import limits as limit_changes
 from gateway.control import checkpoint
 from gateway.orders.ledger import PENDING_NEW, Ledger
@@ -144,6 +146,12 @@ class Gateway:
             for rec in self.recon.store.open_unknown_fills():
                 self._restore_mirror(rec)
         self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
+        self.surveillance: SurveillanceFeed | None = None
+        if cfg.surveillance.live:
+            self.surveillance = SurveillanceFeed(Detector(cfg.surveillance, owners_of(cfg)), self.events.append,
+                                                 self.events.read_today)
+            self.events.subscribers.append(self.surveillance.submit)
+            self._surveillance_from = self.events.seq
 
         self._engines: list[Any] = []
         self._roles: dict[str, tuple[Any, Any]] = {}  # engine role -> (engine, how to make a fresh one)
@@ -205,6 +213,8 @@ class Gateway:
         log_dir = state / "fixlog" if cfg.gateway.fix_message_log else None
         self.journal.start()
         self.recon_feed.start(self._rebuild_recon)
+        if self.surveillance is not None:
+            self.surveillance.start(self._surveillance_from)
 
         client_app = App("clients", r.from_client, r.client_logon, self._client_logout)
         r.watch_logons(client_app.session_keys)
@@ -572,6 +582,8 @@ class Gateway:
         self._roles = {}
         self.router.drain_undelivered()
         self.recon_feed.stop()
+        if self.surveillance is not None:
+            self.surveillance.stop()  # before the journal: its last alerts are journaled
         self.journal.stop()
         self.events.close()
         self.recon.store.close()

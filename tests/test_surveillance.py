@@ -88,7 +88,8 @@ def test_order_to_trade_ratio_per_account_and_instrument() -> None:
     for i in range(12):  # ACC2 fills most of its orders
         d.fill(i + 0.1, d.order(i, "ACC2", "AAPL", "2"))
     alerts = [a for a in scan(d.events, RULES) if a.code == "ORDER_TO_TRADE"]
-    assert [(a.account, a.symbol, a.value) for a in alerts] == [("ACC1", "AAPL", 23.0)]  # 12 new + 11 cancels / 1
+    # Raised once, when the ratio first crossed: ACC1's 10th message (its 6th order, at 5 s) over its one fill
+    assert [(a.account, a.symbol, a.value, a.ts) for a in alerts] == [("ACC1", "AAPL", 10.0, 5 * S)]
 
 
 def test_layering_cancels_on_the_other_side_right_after_a_fill() -> None:
@@ -136,3 +137,49 @@ def test_the_command_reads_a_day_and_exits_1_on_alerts(tmp_path: Any) -> None:
     assert md.returncode == 1 and "| WASH_TRADE | ACC1 | AAPL |" in md.stdout and "docs/runbooks/WASH_TRADE.md" in md.stdout
     js = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, timeout=120)
     assert [a["code"] for a in json.loads(js.stdout)["alerts"]] == ["WASH_TRADE"]
+
+
+def test_a_partly_filled_order_is_one_wash_trade_not_one_per_fill() -> None:
+    d = Day()
+    b = d.order(10, "ACC1", "AAPL", "1")
+    d.fill(11, b, qty=50)
+    s = d.order(12, "ACC1", "AAPL", "2")
+    d.fill(13, s, qty=50)
+    d.fill(14, s, qty=50)  # the sale's second fill pairs with the same buy: no second alert
+    assert _codes(d) == [("WASH_TRADE", "ACC1", "AAPL")]
+
+
+def _alerts(gw: Any) -> list[tuple[str, str, str, str]]:
+    from gateway.events import journal_query
+
+    assert gw.surveillance.flush() and gw.journal.flush()
+    return [(r["code"], r["account"], r["symbol"], r["orders"])
+            for r in journal_query.query(gw.journal.path, table="alerts")]
+
+
+def test_the_running_gateway_raises_alerts_live_and_a_restart_neither_repeats_nor_forgets(stack: Any) -> None:
+    from gateway.events.log import EventLog
+    from gateway.events.surveillance import owners_of
+
+    stack.cfg = stack.cfg.model_copy(update={"surveillance": RULES})
+    stack.start_sim()
+    gw = stack.start_gateway()
+    c = stack.client()
+    for cl, side in (("B1", "1"), ("S1", "2")):  # ACC1 buys, then sells the same instrument at once
+        c.new_order(cl, "ACC1", "AAPL", side, 100, 190.0)
+        c.wait_for(lambda m, cl=cl: m.get(35) == "8" and m.get(11) == cl and m.get(150) == "F")
+    assert _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1")]
+    assert gw.metrics.registry.get_sample_value("fixgw_alerts_total", {"code": "WASH_TRADE"}) == 1
+    # what the gateway raised live is what a scan of its day's log finds afterwards
+    logged = list(EventLog.read(gw.events.path))
+    live = [(e.code, e.account, e.symbol, e.ts, tuple(e.orders)) for e in logged if e.kind == "SRV"]
+    again = [(a.code, a.account, a.symbol, a.ts, a.orders) for a in scan(logged, RULES, owners_of(stack.cfg))]
+    assert live == again and len(live) == 1
+    stack.stop_gateway()
+    gw = stack.start_gateway()
+    assert c.wait_logon(15)
+    assert gw.surveillance.flush() and _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1")]  # not raised again
+    c.new_order("S2", "ACC1", "AAPL", "2", 100, 190.0)
+    c.wait_for(lambda m: m.get(35) == "8" and m.get(11) == "S2" and m.get(150) == "F")
+    # the restarted gateway remembers the buy of before the restart: the new sale pairs with it
+    assert _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1"), ("WASH_TRADE", "ACC1", "AAPL", "B1 S2")]

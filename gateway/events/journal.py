@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from gateway.events.batching import gather
 from gateway.events.schema import (Admin, Breaker, Cancel, DayStart, Event, Execution, Halt, NewOrder, Override,
-                                   Rejected, Replace, Undelivered)
+                                   Rejected, Replace, Surveillance, Undelivered)
 
 log = logging.getLogger("fixgw.journal")
 
@@ -40,6 +40,10 @@ CREATE INDEX IF NOT EXISTS fills_account_ts ON fills (account, ts);
 CREATE TABLE IF NOT EXISTS trading_days (
     q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, day TEXT NOT NULL, previous_day TEXT
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, code TEXT NOT NULL, account TEXT, symbol TEXT, detail TEXT,
+    value REAL, limit_value REAL, orders TEXT
+);
 CREATE TABLE IF NOT EXISTS admin (
     q INTEGER PRIMARY KEY, ts INTEGER NOT NULL, action TEXT NOT NULL, scope TEXT, who TEXT, why TEXT,
     detail TEXT
@@ -57,6 +61,7 @@ FILL_COLS = ("q", "ts", "session", "account", "cl_ord_id", "venue_cl_ord_id", "s
              "exec_type", "exec_ref_id", "last_qty", "last_px", "order_id")
 ADMIN_COLS = ("q", "ts", "action", "scope", "who", "why", "detail")
 DAY_COLS = ("q", "ts", "day", "previous_day")
+ALERT_COLS = ("q", "ts", "code", "account", "symbol", "detail", "value", "limit_value", "orders")
 _STOP = object()
 BATCH_S = 0.02
 
@@ -107,6 +112,9 @@ def project(ev: Event) -> tuple[str, tuple[Any, ...]] | None:
     if isinstance(ev, Override):
         return "admin", (ev.q, ev.ts, f"override {ev.action}", ev.scope, ev.who, ev.why,
                          json.dumps({"id": ev.id, "limit": ev.limit, "value": ev.value, "until": ev.until}))
+    if isinstance(ev, Surveillance):
+        return "alerts", (ev.q, ev.ts, ev.code, ev.account, ev.symbol or None, ev.detail, ev.value, ev.limit,
+                          " ".join(ev.orders) or None)
     if isinstance(ev, Halt):
         return "admin", (ev.q, ev.ts, "halt on" if ev.halted else "halt off", f"instrument:{ev.symbol}", "venue",
                          ev.text, None)
@@ -117,6 +125,7 @@ _INSERT = {
     "decisions": f"INSERT OR IGNORE INTO decisions ({','.join(DECISION_COLS)}) VALUES ({','.join('?' * len(DECISION_COLS))})",
     "fills": f"INSERT OR IGNORE INTO fills ({','.join(FILL_COLS)}) VALUES ({','.join('?' * len(FILL_COLS))})",
     "admin": f"INSERT OR IGNORE INTO admin ({','.join(ADMIN_COLS)}) VALUES ({','.join('?' * len(ADMIN_COLS))})",
+    "alerts": f"INSERT OR IGNORE INTO alerts ({','.join(ALERT_COLS)}) VALUES ({','.join('?' * len(ALERT_COLS))})",
     "trading_days": f"INSERT OR IGNORE INTO trading_days ({','.join(DAY_COLS)}) VALUES (?,?,?,?)",
 }
 
@@ -147,7 +156,7 @@ class Journal:
 
     def last_q(self) -> int:
         return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
-                    for t in ("decisions", "fills", "admin", "trading_days")), default=0)
+                    for t in ("decisions", "fills", "admin", "alerts", "trading_days")), default=0)
 
     def catch_up(self, events: Iterable[Event]) -> int:
         """Insert rows for events the journal missed (a crash between the event log and the journal)."""

@@ -10,14 +10,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gateway.events.journal import ADMIN_COLS, DECISION_COLS, FILL_COLS, open_readonly
+from gateway.events.journal import ADMIN_COLS, ALERT_COLS, DECISION_COLS, FILL_COLS, open_readonly
 
-TABLES = {"decisions": DECISION_COLS, "fills": FILL_COLS, "admin": ADMIN_COLS}
+TABLES = {"decisions": DECISION_COLS, "fills": FILL_COLS, "admin": ADMIN_COLS, "alerts": ALERT_COLS}
 TABLE_VIEW = {
     "decisions": ("time", "kind", "session", "account", "cl_ord_id", "symbol", "side", "qty", "price", "decision",
                   "code", "value", "limit_value", "limits_version", "account_defaulted"),
     "fills": ("time", "account", "cl_ord_id", "symbol", "side", "exec_type", "last_qty", "last_px", "exec_id"),
     "admin": ("time", "action", "scope", "who", "why", "detail"),
+    "alerts": ("time", "code", "account", "symbol", "detail", "value", "limit_value", "orders"),
 }
 
 
@@ -54,8 +55,8 @@ def query(path: Path, table: str = "decisions", account: str | None = None, code
         where.append("account = ?")
         args.append(account)
     if code:
-        if table != "decisions":
-            raise ValueError("--code applies to decisions only")
+        if table not in ("decisions", "alerts"):
+            raise ValueError("--code applies to decisions and alerts only")
         where.append("code = ?")
         args.append(code)
     if since:

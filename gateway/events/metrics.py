@@ -10,7 +10,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from gateway.events.schema import Breaker, Cancel, Event, Execution, NewOrder, Rejected, Replace
+from gateway.events.schema import Breaker, Cancel, Event, Execution, NewOrder, Rejected, Replace, Surveillance
 
 log = logging.getLogger("fixgw.metrics")
 
@@ -67,6 +67,9 @@ class Metrics:
         elif isinstance(ev, Breaker):
             if ev.action == "trip":
                 self.breaker_trips.labels(ev.code).inc()
+            return
+        elif isinstance(ev, Surveillance):
+            self.alerts.labels(ev.code).inc()
             return
         else:
             return

@@ -21,6 +21,7 @@ Kinds, in the order a day's log has them:
     BRK       Breaker         a circuit breaker tripped by the gateway or cleared by an operator (risk.controls)
     HALT      Halt            the venue halted or resumed an instrument (SecurityStatus)
     OVR       Override        a temporary limit override set by an operator, or ended at its expiry
+    SRV       Surveillance    a market-abuse pattern found in the day's flow (gateway.events.surveillance)
 """
 
 from __future__ import annotations
@@ -308,8 +309,23 @@ class Override(Event, tag="OVR", kw_only=True):
     ts: int = 0
 
 
+class Surveillance(Event, tag="SRV", kw_only=True):
+    """A surveillance alert: the pattern `code` completed at `ts` (the time of the event that completed it)."""
+
+    kind = "SRV"
+    code: str
+    account: str = field(name="a")
+    symbol: str = field(default="", name="sym")
+    detail: str = ""
+    value: float = 0.0
+    limit: float = 0.0
+    orders: list[str] = []
+    ts: int = 0
+
+
 AnyEvent = Union[DayStart, Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, NewOrder, Replace,
-                 Cancel, Rejected, Execution, CancelRejected, Undelivered, Admin, Breaker, Halt, Override]
+                 Cancel, Rejected, Execution, CancelRejected, Undelivered, Admin, Breaker, Halt, Override,
+                 Surveillance]
 CARRIED = (Mark, Position, Cash, Switch, Mirrored, CarriedOrder, UsedIds, Breaker, Halt, Override)  # what may follow INIT at a day's head
 
 _encoder = msgspec.json.Encoder()
