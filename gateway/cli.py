@@ -230,6 +230,21 @@ def _surveillance(args: argparse.Namespace) -> int:
     return 1 if alerts else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from config.settings import load_config
+    from gateway.control import controls_report
+
+    cfg = load_config(args.config)
+    try:
+        paths = controls_report.run(cfg, args.date, Path(args.out))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"fixgw report controls: {e}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     import time as _time
 
@@ -401,6 +416,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD (current or archived)")
     s.add_argument("--format", choices=("md", "json"), default="md")
     s.set_defaults(fn=_surveillance)
+
+    s = sub.add_parser("report", help="compliance reports of a trading day")
+    kinds = s.add_subparsers(dest="report", required=True)
+    r = kinds.add_parser("controls", help="what the controls did, mapped to RTS 6 and 15c3-5: Markdown, HTML, PNG")
+    r.add_argument("--config", required=True, help="gateway TOML file (its state folder holds the day)")
+    r.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD (in the journal)")
+    r.add_argument("--out", required=True, help="folder for controls-DATE.md, .html and -utilisation.png")
+    s.set_defaults(fn=_report)
 
     s = sub.add_parser("reconcile", help="reconciliation report for a trading day (exit 1: open breaks)")
     s.add_argument("--date", required=True, type=_trade_date, help="trading day YYYYMMDD")

@@ -136,7 +136,9 @@ def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> i
         run_script(script, oms1, oms2)
         run_risk_script(script, oms1, gw)
         run_controls_script(script, oms1, gw, sim)
+        run_compliance_script(script, oms1, gw)
         recon = reconcile(script, gw, sim, state if tmp is None else None)
+        report = controls_report(script, gw, state / "gateway" / "reports")
         decisions = decision_table(gw)
     finally:
         for c in (oms1, oms2):
@@ -150,6 +152,8 @@ def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> i
     out(decisions)
     out("")
     out(recon)
+    out("")
+    out(report if tmp is None else "Controls report (RTS 6 / 15c3-5) written and checked; --state-dir keeps it")
     out(f"finished in {time.monotonic() - t0:.1f}s; state in {state if tmp is None else '(temporary folder)'}")
     if tmp is not None:
         tmp.cleanup()
@@ -263,6 +267,52 @@ def run_controls_script(script: Script, oms1: OmsClient, gw: Gateway, sim: Venue
                                                        or max_age + 1) < max_age), 10)
     oms1.new_order("ST2", "ACC1", "NVDA", "1", 10, 120.0)
     script.check("market data flowing again", "NVDA order filled", filled("ST2"))
+
+
+def run_compliance_script(script: Script, oms1: OmsClient, gw: Gateway) -> None:
+    """Governance and surveillance: a temporary limit override, and a wash trade the live surveillance flags."""
+    until = time.time_ns() + 3600 * 10**9
+    gw.router.set_override("global", "qty_max", 20_000, until, "demo-risk", "a client's block trade, for an hour")
+    oms1.new_order("OV1", "ACC1", "BAC", "1", 15_000, 35.0)
+
+    def overridden() -> tuple[bool, str]:
+        f = oms1.wait_for(lambda m: m.get(11) == "OV1" and m.get(39) == "2")
+        gw.journal.flush()
+        row = next((r for r in query(gw.journal.path, "decisions") if r["cl_ord_id"] == "OV1"), None)
+        version = row["limits_version"] if row else ""
+        return "+OVR-" in version, f"{_status(f)}; journal: limits {version}"
+    script.check("BAC buy 15000 under an override of qty_max to 20000", "filled; its decision names the override",
+                 overridden)
+    def alert() -> tuple[bool, str]:
+        oms1.new_order("WT1", "ACC2", "CVX", "1", 100, 155.0)
+        oms1.wait_for(lambda m: m.get(11) == "WT1" and m.get(39) == "2")
+        oms1.new_order("WT2", "ACC2", "CVX", "2", 100, 155.0)
+        oms1.wait_for(lambda m: m.get(11) == "WT2" and m.get(39) == "2")
+        if gw.surveillance is not None:
+            gw.surveillance.flush()
+        gw.journal.flush()
+        rows = query(gw.journal.path, "alerts")
+        return ([r["code"] for r in rows] == ["WASH_TRADE"],
+                "; ".join(f"{r['code']} {r['account']} {r['symbol']} orders {r['orders']}" for r in rows) or "none")
+    script.check("ACC2 sells the CVX it just bought", "surveillance alert WASH_TRADE, journaled", alert)
+
+
+def controls_report(script: Script, gw: Gateway, out_dir: Path) -> str:
+    """The day's controls report (gateway.control.controls_report), written from the running gateway's journal."""
+    from gateway.control import controls_report as cr
+
+    gw.journal.flush()
+    day = gw.trading_day
+    paths = cr.run(gw.cfg, day, out_dir)
+    md = paths[0].read_text()
+    checked = len([r for r in query(gw.journal.path, "decisions") if r["decision"] in ("accept", "warn", "reject")])
+    want = f"| requests checked | {checked} ["
+    script.check("controls report of the day", f"RTS 6 / 15c3-5 report: {checked} requests checked, an override, "
+                                                "an alert",
+                 lambda: (want in md and "| override set [" in md and "| WASH_TRADE [" in md,
+                          f"{len(md.splitlines())} lines, {sum(1 for line in md.splitlines() if line.startswith('| Art.') or line.startswith('| (c)'))} "
+                          "rule rows"))
+    return "Controls report of " + day + ":\n" + "\n".join(f"  report: {p}" for p in paths)
 
 
 def _wait(pred: Callable[[], bool], timeout: float) -> bool:
