@@ -207,8 +207,9 @@ def _rule_tables(doc: Doc, j: _Journal) -> None:
 
     headers = ["rule", "control", "codes", "alerts", "warnings", "rejects", "rejects or alerts by code"]
     doc.h(1, "MiFID II RTS 6 (Delegated Regulation (EU) 2017/589)")
-    doc.p("Every request passes every pre-trade check in the same call before it is sent (Art. 15(2)); a "
-          "warning is a request accepted near a limit (its configured warn fraction), a reject one refused.")
+    doc.p("Every request passes every pre-trade check in the same call before it is sent (Art. 15(2)). "
+          "`warnings` counts each time a request came near a limit (its configured warn fraction), rejected "
+          "requests included; `rejects` counts the requests refused, each under the first control it failed.")
     doc.table(headers, rows(RTS6))
     doc.h(1, "SEC Rule 15c3-5 (17 CFR 240.15c3-5)")
     doc.p("(c)(1): financial risk management controls; (c)(2): regulatory risk management controls. "

@@ -150,7 +150,7 @@ padding:0 1em}
 h1{font-size:1.6em;border-bottom:2px solid #24292e;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;
 border-bottom:1px solid #d0d7de;padding-bottom:.2em}h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}th,td{border:1px solid #d0d7de;padding:3px 8px;
-text-align:left;vertical-align:top}th{background:#f3f5f7}td.n{text-align:right;white-space:nowrap}
+text-align:left;vertical-align:top}th{background:#f3f5f7}td:first-child{white-space:nowrap}td.n{text-align:right;white-space:nowrap}
 tbody tr:nth-child(even){background:#fafbfc}code{background:#f3f5f7;padding:0 3px;border-radius:3px}
 a.q{font-size:10px;color:#0969da;text-decoration:none;vertical-align:super}.empty{color:#57606a;font-style:italic}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #d0d7de}
