@@ -163,6 +163,22 @@ class MetricsSettings(_Strict):
     host: str = "127.0.0.1"
 
 
+class ConsoleSettings(_Strict):
+    """The operator console in the browser (gateway.control.console): off unless this section is present."""
+
+    port: Annotated[int, Field(ge=1, le=65535)]
+    # aiohttp binds this address only (unlike QuickFIX's acceptor): keep it on loopback and put a TLS proxy in front
+    host: str = "127.0.0.1"
+    users_file: Path  # TOML: [users.NAME] role = "viewer" | "operator", password_hash = "$argon2id$..."
+    session_max_age_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 8 * 3600
+    # The session cookie's Secure flag: browsers send it over HTTPS only (and to http://127.0.0.1 and localhost,
+    # which they count as secure). Off only for a plain-HTTP test set-up on another name.
+    cookie_secure: bool = True
+    login_max_failures: Annotated[int, Field(ge=1, le=1000)] = 5  # per user name and per address, in the window
+    login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    refresh_s: Annotated[float, Field(gt=0, le=10)] = 0.5  # how often the live page is brought up to date
+
+
 class SelfMatchGroup(_Strict):
     """Accounts that count as one owner for self-match prevention (a desk, a firm's house accounts)."""
 
@@ -281,6 +297,7 @@ class GatewayConfig(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     controls: ControlsSettings = ControlsSettings()
     surveillance: SurveillanceSettings = SurveillanceSettings()
+    console: ConsoleSettings | None = None
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
@@ -370,7 +387,12 @@ def parse_config(data: dict[str, object], path: Path) -> GatewayConfig:
             if p is not None and not p.is_file():
                 raise ConfigError(str(path), f"risk.{name}", f"file not found: {p}")
     gw = cfg.gateway.model_copy(update={"state_dir": _resolve(base, cfg.gateway.state_dir)})
-    return cfg.model_copy(update={"gateway": gw, "risk": risk, "source": path.resolve()})
+    console = cfg.console
+    if console is not None:
+        console = console.model_copy(update={"users_file": _resolve(base, console.users_file)})
+        if not console.users_file.is_file():
+            raise ConfigError(str(path), "console.users_file", f"file not found: {console.users_file}")
+    return cfg.model_copy(update={"gateway": gw, "risk": risk, "console": console, "source": path.resolve()})
 
 
 def load_config(path: str | Path) -> GatewayConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -30,11 +31,56 @@ def _check_config(args: argparse.Namespace) -> int:
     risk = load_risk_config(r.instruments, r.accounts, r.limits, r.scenarios, r.locates, r.kyc) if r else None
     limits = f", limits {risk.limits_version}" if risk is not None else ", no risk checks"
     approved = limit_changes.current_version(cfg) if r else None
+    if cfg.console is not None:  # a broken users file would fail the start: say so now
+        from gateway.control.console.auth import load_users
+
+        users = load_users(cfg.console.users_file)
+        limits += (f"; console on {cfg.console.host}:{cfg.console.port} for {len(users)} user(s) "
+                   f"({sum(u.may_act for u in users.values())} operator(s))")
     if approved is not None:
         limits += (f"; in force: approved version {approved} (limits "
                    f"{limit_changes.load_version(cfg, approved).limits_version})")
     print(f"{args.config}: OK ({len(cfg.acceptor.clients)} client sessions, venue "
           f"{cfg.venue.host}:{cfg.venue.port}, state in {cfg.state_dir}{limits})")
+    return 0
+
+
+def _console(args: argparse.Namespace) -> int:
+    """`fixgw console add-user`: add or replace a user of the console's users file, with a password hash."""
+    import getpass
+    import os
+    import tempfile
+    import tomllib
+
+    from gateway.control.console.auth import ROLES, hash_password
+
+    path = Path(args.users)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("fixgw console: the two passwords differ", file=sys.stderr)
+            return 2
+    try:
+        hashed = hash_password(password)
+    except ValueError as e:
+        print(f"fixgw console: {e}", file=sys.stderr)
+        return 2
+    if args.role not in ROLES:
+        print(f"fixgw console: role must be one of {', '.join(ROLES)}", file=sys.stderr)
+        return 2
+    users = tomllib.loads(path.read_text()).get("users", {}) if path.exists() else {}
+    users[args.name] = {"role": args.role, "password_hash": hashed}
+    text = "# fixgw console users: `fixgw console add-user` writes this file (Argon2id password hashes)\n"
+    text += "".join(f'\n[users.{json.dumps(n)}]\nrole = "{u["role"]}"\npassword_hash = "{u["password_hash"]}"\n'
+                    for n, u in sorted(users.items()))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)
+    print(f"{path}: {args.name} is a console {args.role}")
     return 0
 
 
@@ -322,6 +368,15 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("check-config", help="validate a configuration file without starting anything")
     s.add_argument("config")
     s.set_defaults(fn=_check_config)
+
+    s = sub.add_parser("console", help="the operator console's users")
+    acts = s.add_subparsers(dest="action", required=True)
+    a = acts.add_parser("add-user", help="add or replace a user (asks for the password, stores its Argon2 hash)")
+    a.add_argument("--users", required=True, help="the users file ([console] users_file)")
+    a.add_argument("--name", required=True)
+    a.add_argument("--role", required=True, choices=("viewer", "operator"))
+    a.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    s.set_defaults(fn=_console)
 
     s = sub.add_parser("venue-sim", help="run the venue simulator")
     s.add_argument("--config", required=True, help="venue simulator TOML file")

@@ -447,6 +447,14 @@ class Gateway:
                                                                   "who": who, "why": why})
         return {"session": key, "from": before, "to": after}
 
+    def last_received(self) -> dict[str, float]:
+        """Session key -> time.time() of the last message received on it (heartbeats included)."""
+        seen: dict[str, float] = {}
+        for app in self._apps:
+            seen.update(app.last_received)
+        return {key: seen[text] for key, (_role, sid) in self.session_ids().items()
+                if (text := sid.toString()) in seen}
+
     def session_states(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for key, (role, sid) in self.session_ids().items():

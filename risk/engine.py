@@ -405,6 +405,25 @@ class RiskEngine:
             put(f"sector:{name}", self._accsec[account_idx, n], self._sec[n, 0])
         return out
 
+    def warn_fractions(self, account_idx: int) -> dict[str, float]:
+        """warn level / limit of each limit `utilisation` reports (inf where the limit has no warn level)."""
+        row = self._acc[account_idx]
+        out: dict[str, float] = {}
+
+        def put(name: str, limit: float, warn: float) -> None:
+            if math.isfinite(limit) and limit > 0:
+                out[name] = float(warn / limit) if math.isfinite(warn) else math.inf
+
+        for name, col in (("gross_exposure", K.A_GROSS_MAX), ("net_exposure", K.A_NET_MAX), ("leverage", K.A_LEV),
+                          ("daily_loss", K.A_LOSS)):
+            put(name, row[col], row[col + 1])
+        if self._ib[K.H_VAR_ON]:
+            put("var", row[K.A_VAR], row[K.A_VAR + 1])
+            put("es", row[K.A_ES], row[K.A_ES + 1])
+        for name, n in self._sec_idx.items():
+            put(f"sector:{name}", self._sec[n, 0], self._sec[n, 1])
+        return out
+
     # ------------------------------------------------------------------ state management
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
         return self._f.copy(), self._ib.copy()

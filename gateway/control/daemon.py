@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import uvloop
 
@@ -220,6 +220,7 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
     notifier = notifier or Notifier.from_env()
     sup = Supervisor(gw)
     admin = AdminServer(gw, admin_path or gw.cfg.admin_socket)
+    console: Any = None
     gw.start()
     # Every QuickFIX call releases the GIL; a message thread that then waits for it behind the journal or
     # housekeeping would wait up to the 5 ms default switch interval. 0.2 ms bounds that wait.
@@ -229,6 +230,12 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
         await admin.start()
         sup.spawn("housekeeping", lambda: housekeeping(gw, sup))
         sup.spawn("admin", admin.serve_forever)
+        if gw.cfg.console is not None:
+            from gateway.control.console.app import Console
+
+            console = Console(gw, admin, gw.cfg.console)
+            await console.start()  # a port in use fails the start, as the admin socket does
+            sup.spawn("console", console.serve_forever)
         interval = notifier.watchdog_interval_s
         if interval is not None:
             sup.spawn("watchdog", lambda: watchdog(gw, notifier, interval))
@@ -250,6 +257,8 @@ async def serve(gw: Gateway, stop: asyncio.Event, notifier: Notifier | None = No
         notifier.stopping("stopping: logging sessions out")
         log.info("stopping: no new orders, logging sessions out")
         await sup.cancel_all()
+        if console is not None:
+            await console.close()
         await admin.close()
         await asyncio.to_thread(gw.stop)
         if gw.cfg.gateway.checkpoint_every_events:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 import quickfix as fix
@@ -40,6 +41,8 @@ class App(fix.Application):
         self._on_admin = on_admin
         self._sessions: dict[str, fix.SessionID] = {}
         self._cond = threading.Condition()
+        # SessionID string -> time.time() of the last message received (the operator console shows it)
+        self.last_received: dict[str, float] = {}
 
     @property
     def logged_on(self) -> list[str]:
@@ -93,6 +96,7 @@ class App(fix.Application):
         return None
 
     def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        self.last_received[sid.toString()] = time.time()
         if self._on_admin is None:
             return
         try:
@@ -111,6 +115,7 @@ class App(fix.Application):
             log.exception("outgoing hook failed", extra={"app": self.name, "session": sid.toString()})
 
     def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
+        self.last_received[sid.toString()] = time.time()
         try:
             self._on_message(msg, sid)
         except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat):

@@ -197,6 +197,15 @@ class ReconStore:
         return [_fill(r) for r in rows]
 
     # ----------------------------------------------------------------- breaks
+    def open_breaks(self, limit: int = 200) -> list[dict[str, object]]:
+        """The newest open breaks of any day (the operator console lists them)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT trade_date, type, account, symbol, exec_id, cl_ord_id, detected_ns, note FROM breaks "
+                "WHERE status=? ORDER BY detected_ns DESC LIMIT ?", (BreakStatus.OPEN.value, limit)).fetchall()
+        keys = ("trade_date", "type", "account", "symbol", "exec_id", "cl_ord_id", "detected_ns", "note")
+        return [dict(zip(keys, r)) for r in rows]
+
     def save_break(self, brk: Break) -> None:
         """Insert or update (status, resolution, note) a break; ids are stable so this is idempotent."""
         with self._lock:
