@@ -27,7 +27,7 @@ CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 # Off the network (this machine has none) and out of any profile; a new empty profile per browser.
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-         "--disable-dev-shm-usage", "--window-size=1500,1100")
+         "--disable-dev-shm-usage", "--window-size=1500,3000")  # tall: full-page screenshots
 PASSWORDS = {"anna": "anna-operator-pw", "victor": "victor-viewer-pw"}
 
 
@@ -110,7 +110,10 @@ def _sign_in(d: Any, url: str, user: str) -> None:
 
 def _shot(d: Any, tmp: Path, name: str) -> None:
     path = tmp / name
+    bottom = d.execute_script("return Math.max(...[...document.body.children].map(e => e.getBoundingClientRect().bottom))")
+    d.set_window_size(1500, max(600, int(bottom) + 24))
     d.save_screenshot(str(path))
+    d.set_window_size(1500, 3000)
     out = os.environ.get("FIXGW_SCREENSHOTS")
     if out:
         shutil.copy(path, Path(out) / name)

@@ -124,7 +124,7 @@ def utilisation(s: Snapshot, user: User) -> str:
             bars.append(f'<div class="bar" data-account="{escape(acc)}" data-limit="{escape(limit)}" '
                         f'data-ratio="{ratio:.6f}"><span class="name">{escape(limit)}</span>'
                         f'<span class="track"><span class="fill {cls}" style="width:{width:.1f}%"></span></span>'
-                        f'<span class="pct">{max(100 * ratio, 0.0):.1f}%</span></div>')
+                        f'<span class="pct">{100 * ratio if ratio > 0 else 0.0:.1f}%</span></div>')
         buttons = _button(user, "kill on", f"account:{acc}", "Kill", cls="danger") + \
             _button(user, "reduce_only on", f"account:{acc}", "Reduce-only")
         out.append(f'<div class="account" id="acct-{escape(acc)}"><h3>{escape(acc)} {buttons}</h3>{"".join(bars)}</div>')
@@ -175,8 +175,8 @@ def alerts(s: Snapshot, user: User) -> str:
 
 
 PARTS: dict[str, tuple[str, Callable[[Snapshot, User], str]]] = {
-    "head": ("", head), "sessions": ("Sessions", sessions), "switches": ("Kill switches, reduce-only, halts", switches),
-    "utilisation": ("Limit utilisation", utilisation), "alerts": ("Alerts and breakers", alerts),
+    "head": ("", head), "sessions": ("Sessions", sessions), "utilisation": ("Limit utilisation", utilisation),
+    "switches": ("Kill switches, reduce-only, halts", switches), "alerts": ("Alerts and breakers", alerts),
     "decisions": ("Latest decisions", decisions), "orders": ("Open orders", orders),
     "breaks": ("Reconciliation breaks", breaks),
 }
