@@ -94,7 +94,7 @@ def test_the_report_of_a_scripted_day_holds_its_figures(stack: Any, tmp_path: Pa
     assert re.search(r"\| override set \[Q\d+\] \| global \| qty_max = 30000 \| [0-9T:.-]+Z \| risk-carl \| "
                      r"client block trade \|", md)
     assert re.search(r"\| WASH_TRADE \[Q\d+\] \| ACC1 \| AAPL \| .* \| B1 S1 \|", md)
-    assert f"four eyes: proposed by alice, approved by bob" in md
+    assert "four eyes: proposed by alice, approved by bob" in md
     limits_rows = [line for line in md.splitlines() if line.startswith("| `")]
     assert len(limits_rows) == 3 and "+OVR-" in limits_rows[1]  # before, under the override, after the approval
     assert "| reject | STALE_REFERENCE_PRICE" not in md and "_nothing failed closed_" in md

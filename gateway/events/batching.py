@@ -1,10 +1,15 @@
-"""Gathering a projection's queue into batches: one transaction and one GIL hand-off per batch, not per item."""
+"""Projections that follow the event log off the order path: items queued cheaply, handled in batches on a
+thread of their own (the journal, the reconciliation feed, the live surveillance)."""
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from typing import Any
+
+log = logging.getLogger("fixgw.events")
+_STOP = object()
 
 
 def gather(q: queue.SimpleQueue[Any], stopping: threading.Event, wait_s: float, limit: int) -> list[Any]:
@@ -20,3 +25,69 @@ def gather(q: queue.SimpleQueue[Any], stopping: threading.Event, wait_s: float, 
         except queue.Empty:
             break
     return batch
+
+
+class Follower:
+    """`_put` queues an item (cheap: the order path calls it); the thread runs `_startup` once, then
+    `_process` on each batch, one transaction and one GIL hand-off per batch, not per item."""
+
+    def __init__(self, name: str, wait_s: float, limit: int) -> None:
+        self._name, self._wait_s, self._limit = name, wait_s, limit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._cond = threading.Condition()
+        self._submitted = 0
+        self._processed = 0
+        self.ready = threading.Event()  # the start-up job has run: live items follow
+
+    def _put(self, item: Any) -> None:
+        with self._cond:
+            self._submitted += 1
+        self._queue.put(item)
+
+    def _start_thread(self) -> None:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def _startup(self) -> None:
+        """Runs first on the thread; items queue behind it meanwhile."""
+
+    def _process(self, items: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _counted(self, items: list[Any]) -> None:
+        """Under the lock, after a batch: what the waiters of a subclass wait for."""
+
+    def _run(self) -> None:
+        try:
+            self._startup()
+        except Exception:
+            log.exception("start-up job failed; following from here", extra={"follower": self._name})
+        self.ready.set()
+        while True:
+            batch = gather(self._queue, self._stopping, self._wait_s, self._limit)  # stop() sets _stopping first
+            items = [it for it in batch if it is not _STOP]
+            self._process(items)
+            with self._cond:
+                self._processed += len(items)
+                self._counted(items)
+                self._cond.notify_all()
+            if len(items) < len(batch):
+                return
+
+    def drain(self, timeout: float = 10.0, ready_timeout: float | None = None) -> bool:
+        """Wait until the start-up job and every item queued so far are done (tests, status, shutdown)."""
+        if self._thread is not None and not self.ready.wait(timeout if ready_timeout is None else ready_timeout):
+            return False
+        with self._cond:
+            target = self._submitted
+            return self._cond.wait_for(lambda: self._processed >= target, timeout)
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._stopping.set()
+            self._queue.put(_STOP)
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from gateway.events.batching import gather
+from gateway.events.batching import Follower
 from gateway.events.schema import (Admin, Breaker, Cancel, DayStart, Event, Execution, Halt, NewOrder, Override,
                                    Rejected, Replace, Surveillance, Undelivered)
 
@@ -62,7 +61,6 @@ FILL_COLS = ("q", "ts", "session", "account", "cl_ord_id", "venue_cl_ord_id", "s
 ADMIN_COLS = ("q", "ts", "action", "scope", "who", "why", "detail")
 DAY_COLS = ("q", "ts", "day", "previous_day")
 ALERT_COLS = ("q", "ts", "code", "account", "symbol", "detail", "value", "limit_value", "orders")
-_STOP = object()
 BATCH_S = 0.02
 
 
@@ -143,20 +141,17 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-class Journal:
+class Journal(Follower):
     def __init__(self, path: Path) -> None:
+        super().__init__("journal", BATCH_S, 4096)  # nothing waits on the journal
         self.path = path
         self._db = connect(path)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._submitted = 0  # incremented under the event log's lock
-        self._processed = 0
-        self._flushed = threading.Condition()
-        self._stopping = threading.Event()
+        self._db_lock = threading.Lock()  # the writer thread, and catch-up and last_q from others
 
     def last_q(self) -> int:
-        return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
-                    for t in ("decisions", "fills", "admin", "alerts", "trading_days")), default=0)
+        with self._db_lock:
+            return max((self._db.execute(f"SELECT COALESCE(MAX(q), 0) FROM {t}").fetchone()[0]
+                        for t in ("decisions", "fills", "admin", "alerts", "trading_days")), default=0)
 
     def catch_up(self, events: Iterable[Event]) -> int:
         """Insert rows for events the journal missed (a crash between the event log and the journal)."""
@@ -169,27 +164,16 @@ class Journal:
 
     def submit(self, ev: Event) -> None:
         """The event log's subscriber: cheap, on the order path."""
-        self._submitted += 1
-        self._queue.put(ev)
+        self._put(ev)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="journal", daemon=True)
-        self._thread.start()
+        self._start_thread()
 
-    def _run(self) -> None:
-        while True:
-            batch = gather(self._queue, self._stopping, BATCH_S, 4096)  # nothing waits on the journal
-            stop = any(ev is _STOP for ev in batch)
-            rows = [r for ev in batch if ev is not _STOP and (r := project(ev)) is not None]
-            try:
-                self._write(rows)
-            except sqlite3.Error:
-                log.exception("journal write failed; rows will be caught up from the event log at the next start")
-            with self._flushed:
-                self._processed += sum(1 for ev in batch if ev is not _STOP)
-                self._flushed.notify_all()
-            if stop:
-                return
+    def _process(self, items: list[Event]) -> None:
+        try:
+            self._write(r for ev in items if (r := project(ev)) is not None)
+        except sqlite3.Error:
+            log.exception("journal write failed; rows will be caught up from the event log at the next start")
 
     def _write(self, rows: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
         rows = list(rows)
@@ -198,7 +182,7 @@ class Journal:
         by_table: dict[str, list[tuple[Any, ...]]] = {}
         for table, row in rows:
             by_table.setdefault(table, []).append(row)
-        with self._flushed:
+        with self._db_lock:
             self._db.execute("BEGIN")
             for table, batch in by_table.items():
                 self._db.executemany(_INSERT[table], batch)
@@ -206,16 +190,10 @@ class Journal:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event submitted so far is written (tests and status use it)."""
-        target = self._submitted
-        with self._flushed:
-            return self._flushed.wait_for(lambda: self._processed >= target, timeout)
+        return self.drain(timeout)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            self._queue.put(_STOP)
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._stop_thread()
         self._db.close()
 
 

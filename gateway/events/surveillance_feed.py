@@ -10,16 +10,13 @@ alert the log already holds; an alert a crash kept from being logged is logged t
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from typing import Callable, Iterable
 
 from gateway.events import schema
-from gateway.events.batching import gather
+from gateway.events.batching import Follower
 from gateway.events.surveillance import Alert, Detector
 
 log = logging.getLogger("fixgw.surveillance")
-_STOP = object()
 
 
 def alert_event(a: Alert) -> schema.Surveillance:
@@ -31,35 +28,27 @@ def _key(code: str, account: str, symbol: str, ts: int, orders: Iterable[str]) -
     return code, account, symbol, ts, tuple(orders)
 
 
-class SurveillanceFeed:
+class SurveillanceFeed(Follower):
     def __init__(self, detector: Detector, append: Callable[[schema.Event], int],
                  read_today: Callable[[], Iterable[schema.AnyEvent]]) -> None:
+        super().__init__("surveillance", 0.05, 4096)
         self.detector = detector
         self._append = append
         self._read_today = read_today
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
         self._from_q = 0  # events up to this one are read from the log at start, not taken from the queue
-        self._submitted = 0
-        self._processed = 0
-        self._done = threading.Condition()
-        self._caught_up = threading.Event()
         self.raised = 0
 
     def submit(self, ev: schema.Event) -> None:
         """The event log's subscriber: cheap, on the order path."""
-        self._submitted += 1
-        self._queue.put(ev)
+        self._put(ev)
 
     def start(self, logged_up_to: int) -> None:
         """Follow the log; events up to `logged_up_to` (the log's sequence number when `submit` was subscribed)
         are read from the file."""
         self._from_q = logged_up_to
-        self._thread = threading.Thread(target=self._run, name="surveillance", daemon=True)
-        self._thread.start()
+        self._start_thread()
 
-    def _catch_up(self) -> None:
+    def _startup(self) -> None:
         logged: set[tuple[object, ...]] = set()
         found: list[Alert] = []
         for ev in self._read_today():
@@ -69,31 +58,18 @@ class SurveillanceFeed:
                 logged.add(_key(ev.code, ev.account, ev.symbol, ev.ts, ev.orders))
             else:
                 found += self.detector.on_event(ev)
-        missed = [a for a in found if _key(a.code, a.account, a.symbol, a.ts, a.orders) not in logged]
-        self._raise(missed)
+        self._raise([a for a in found if _key(a.code, a.account, a.symbol, a.ts, a.orders) not in logged])
 
-    def _run(self) -> None:
-        try:
-            self._catch_up()
-        except Exception:
-            log.exception("surveillance could not read the day so far; it follows from here")
-        self._caught_up.set()
-        while True:
-            batch = gather(self._queue, self._stopping, 0.05, 4096)
-            alerts: list[Alert] = []
-            for ev in batch:
-                if ev is _STOP or not isinstance(ev, schema.Event) or ev.q <= self._from_q:
-                    continue
-                try:
-                    alerts += self.detector.on_event(ev)  # type: ignore[arg-type]
-                except Exception:  # a detector bug must not stop the alerts that follow
-                    log.exception("surveillance failed on an event", extra={"q": ev.q})
-            self._raise(alerts)
-            with self._done:
-                self._processed += sum(1 for ev in batch if ev is not _STOP)
-                self._done.notify_all()
-            if any(ev is _STOP for ev in batch):
-                return
+    def _process(self, items: list[schema.AnyEvent]) -> None:
+        alerts: list[Alert] = []
+        for ev in items:
+            if ev.q <= self._from_q:
+                continue  # read from the file at start
+            try:
+                alerts += self.detector.on_event(ev)
+            except Exception:  # a detector bug must not stop the alerts that follow
+                log.exception("surveillance failed on an event", extra={"q": ev.q})
+        self._raise(alerts)
 
     def _raise(self, alerts: list[Alert]) -> None:
         for a in alerts:
@@ -109,15 +85,7 @@ class SurveillanceFeed:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until the day so far and every event submitted since are looked at (tests use it)."""
-        target = self._submitted
-        if not self._caught_up.wait(timeout):
-            return False
-        with self._done:
-            return self._done.wait_for(lambda: self._processed >= target, timeout)
+        return self.drain(timeout)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            self._queue.put(_STOP)
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._stop_thread()

@@ -11,13 +11,11 @@ MISSING_FROM_DROPCOPY break. ReconFeed(..., enabled=False) then takes nothing in
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from gateway.events.schema import Event as LogEvent
-from gateway.events.batching import gather
+from gateway.events.batching import Follower
 from gateway.events.schema import FILL_EXEC_TYPES, Execution
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fixgw.recon")
 
-_STOP = object()
 REBUILD_WAIT_S = 300.0  # a reconciliation rebuilding a very busy day after a restart
 # Fills gather for up to this long and are stored in one transaction: one commit and one wake-up of this
 # thread per batch rather than per fill, so it takes the GIL from the order path's threads far less often.
@@ -68,22 +65,17 @@ def fill_tags(ev: Execution) -> dict[int, str]:
     return {k: str(v) for k, v in tags.items()}
 
 
-class ReconFeed:
+class ReconFeed(Follower):
     def __init__(self, service: ReconService, mirror: Mirror, on_events: Callable[[list[Event]], None],
                  enabled: bool = True) -> None:
+        super().__init__("recon", BATCH_S, BATCH_MAX)
         self.service = service
         self.enabled = enabled
         self._mirror = mirror
         self._on_events = on_events
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._submitted = 0
-        self._processed = 0
-        self._cond = threading.Condition()
         # Set once the start-up job (the restart's rebuild) has run on this thread, before any live record.
-        self.rebuilt = threading.Event()
-        self._stopping = threading.Event()
-        self._startup: Callable[[], None] | None = None
+        self.rebuilt = self.ready
+        self._startup_job: Callable[[], None] | None = None
         self.seen = {"gateway": 0, "dropcopy": 0}  # fills matched so far, by source
         if not enabled:
             log.warning("reconciliation is off: no drop-copy session, so fills are not reconciled and no "
@@ -92,17 +84,13 @@ class ReconFeed:
     def on_event(self, ev: LogEvent) -> None:
         """Event-log subscriber: the gateway's own fills, corrections and busts."""
         if self.enabled and isinstance(ev, Execution) and ev.is_fill:
-            with self._cond:
-                self._submitted += 1
-            self._queue.put(("gateway", fill_tags(ev), arrived_ns(ev)))
+            self._put(("gateway", fill_tags(ev), arrived_ns(ev)))
 
     def on_dropcopy(self, tags: dict[int, str]) -> None:
         """A drop-copy ExecutionReport as {tag: value}, header included (52 SendingTime dates a fill
         without TransactTime)."""
         if self.enabled and tags.get(150) in FILL_EXEC_TYPES:
-            with self._cond:
-                self._submitted += 1
-            self._queue.put(("dropcopy", tags, time.time_ns()))
+            self._put(("dropcopy", tags, time.time_ns()))
 
     def catch_up(self, fills: list[Execution]) -> int:
         """Gateway fills in the event log that the store never got (a crash in between): feed them now.
@@ -124,31 +112,21 @@ class ReconFeed:
         if not self.enabled:
             self.rebuilt.set()
             return
-        self._startup = startup
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="recon", daemon=True)
-        self._thread.start()
+        self._startup_job = startup
+        self._start_thread()
 
-    def _run(self) -> None:
-        if self._startup is not None:
+    def _startup(self) -> None:
+        if self._startup_job is not None:
             t0 = time.monotonic()
             try:
-                self._startup()
+                self._startup_job()
                 log.info("reconciliation rebuilt", extra={"seconds": round(time.monotonic() - t0, 3)})
             except Exception:
                 log.exception("reconciliation could not rebuild its state after the start")
-        self.rebuilt.set()
-        while True:
-            items = gather(self._queue, self._stopping, BATCH_S, BATCH_MAX)  # stop() sets _stopping first
-            work = [it for it in items if it is not _STOP]
-            self._process(work)
-            with self._cond:
-                self._processed += len(work)
-                for source, _tags, _arrived in work:
-                    self.seen[source] += 1
-                self._cond.notify_all()
-            if len(work) < len(items):
-                return
+
+    def _counted(self, work: list[tuple[str, dict[int, str], int | None]]) -> None:
+        for source, _tags, _arrived in work:
+            self.seen[source] += 1
 
     def _process(self, work: list[tuple[str, dict[int, str], int | None]]) -> None:
         """Store and match a batch in one transaction; mirror what it found only once it is committed, so a
@@ -199,13 +177,9 @@ class ReconFeed:
         """Wait for the start's rebuild (at once True when the thread never started: nothing to wait for)."""
         return self._thread is None or self.rebuilt.wait(timeout)
 
-    def drain(self, timeout: float = 10.0) -> bool:
+    def drain(self, timeout: float = 10.0, ready_timeout: float | None = None) -> bool:
         """Wait until the start's rebuild is done and everything submitted so far has been matched."""
-        if not self.wait_rebuilt(max(timeout, REBUILD_WAIT_S)):
-            return False
-        with self._cond:
-            target = self._submitted
-            return self._cond.wait_for(lambda: self._processed >= target, timeout)
+        return super().drain(timeout, max(timeout, REBUILD_WAIT_S) if ready_timeout is None else ready_timeout)
 
     def wait_seen(self, source: str, count: int, timeout: float = 10.0) -> bool:
         """Block until `count` fills from `source` have been matched (tests, and the demo's summary)."""
@@ -213,11 +187,7 @@ class ReconFeed:
             return self._cond.wait_for(lambda: self.seen[source] >= count, timeout)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stopping.set()
-            self._queue.put(_STOP)
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._stop_thread()
 
 
 def arrived_ns(ev: Execution) -> int | None:
