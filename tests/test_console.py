@@ -396,3 +396,27 @@ def test_add_user_writes_a_hash_that_signs_in_and_check_config_counts_the_users(
     r = subprocess.run([sys.executable, "-m", "gateway.cli", "check-config", str(toml)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "console on 127.0.0.1:8780 for 2 user(s) (1 operator(s))" in r.stdout
+
+
+def test_an_operator_logs_a_client_session_out_and_back_on_from_the_console(
+        stack: Any, console: RunningConsole) -> None:
+    c = stack.client()
+    opener = _opener()
+    assert _login(opener, console.url, "anna", PASSWORDS["anna"]) == 200
+    page = opener.open(console.url + "/", timeout=10).read().decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert 'data-act="logout" data-target="FIXGW-&gt;OMS1"' in page
+    status, after = _form_post(opener, console.url + "/action", {"csrf": token, "action": "logout",
+                                                                 "target": "FIXGW->OMS1", "why": "desk closing"})
+    assert status == 200 and "Done: logout FIXGW-&gt;OMS1." in after
+    c.wait_for(lambda m: m.get(35) == "5", admin=True)  # the client got a Logout
+    status, after = _form_post(opener, console.url + "/action", {"csrf": token, "action": "logon",
+                                                                 "target": "FIXGW->OMS1", "why": "desk back"})
+    assert status == 200 and "Done: logon FIXGW-&gt;OMS1." in after
+    assert c.wait_logon(30)
+    rows = _admin_rows(stack.gw)
+    assert ("session logout", "FIXGW->OMS1", "anna", "desk closing") in rows
+    assert ("session logon", "FIXGW->OMS1", "anna", "desk back") in rows
+    status, after = _form_post(opener, console.url + "/action", {"csrf": token, "action": "logout",
+                                                                 "target": "FIXGW->NOPE", "why": "typo"})
+    assert status == 200 and "Refused: logout FIXGW-&gt;NOPE: unknown session" in after  # the admin path's own check
