@@ -420,3 +420,18 @@ def test_an_operator_logs_a_client_session_out_and_back_on_from_the_console(
     status, after = _form_post(opener, console.url + "/action", {"csrf": token, "action": "logout",
                                                                  "target": "FIXGW->NOPE", "why": "typo"})
     assert status == 200 and "Refused: logout FIXGW-&gt;NOPE: unknown session" in after  # the admin path's own check
+
+
+def test_the_sign_in_throttle_lifts_after_its_window_and_forgets_quiet_keys() -> None:
+    from gateway.control.console.auth import LoginThrottle
+
+    now = [1000.0]
+    t = LoginThrottle(max_failures=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        assert not t.blocked("user:a", "addr:x")
+        t.failed("user:a", "addr:x")
+    assert t.blocked("user:a") and t.blocked("addr:x") and not t.blocked("user:b")
+    assert t.first_block("a|x") and not t.first_block("a|x")  # journaled once per window
+    now[0] += 61
+    assert not t.blocked("user:a", "addr:x") and t.first_block("a|x")
+    assert t._failures == {}  # nothing kept for keys with no recent failure

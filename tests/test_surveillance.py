@@ -165,9 +165,17 @@ def test_the_running_gateway_raises_alerts_live_and_a_restart_neither_repeats_no
     stack.start_sim()
     gw = stack.start_gateway()
     c = stack.client()
-    for cl, side in (("B1", "1"), ("S1", "2")):  # ACC1 buys, then sells the same instrument at once
+
+    def filled(cl: str, side: str) -> None:
         c.new_order(cl, "ACC1", "AAPL", side, 100, 190.0)
-        c.wait_for(lambda m, cl=cl: m.get(35) == "8" and m.get(11) == cl and m.get(150) == "F")
+        c.wait_for(lambda m: m.get(35) == "8" and m.get(11) == cl and m.get(150) == "F")
+
+    filled("B1", "1")
+    assert _alerts(gw) == []
+    stack.stop_gateway()
+    gw = stack.start_gateway()  # the buy is before the restart, the sale after it
+    assert c.wait_logon(15)
+    filled("S1", "2")
     assert _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1")]
     assert gw.metrics.registry.get_sample_value("fixgw_alerts_total", {"code": "WASH_TRADE"}) == 1
     # what the gateway raised live is what a scan of its day's log finds afterwards
@@ -178,8 +186,16 @@ def test_the_running_gateway_raises_alerts_live_and_a_restart_neither_repeats_no
     stack.stop_gateway()
     gw = stack.start_gateway()
     assert c.wait_logon(15)
-    assert gw.surveillance.flush() and _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1")]  # not raised again
-    c.new_order("S2", "ACC1", "AAPL", "2", 100, 190.0)
-    c.wait_for(lambda m: m.get(35) == "8" and m.get(11) == "S2" and m.get(150) == "F")
-    # the restarted gateway remembers the buy of before the restart: the new sale pairs with it
-    assert _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1"), ("WASH_TRADE", "ACC1", "AAPL", "B1 S2")]
+    assert _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1")]  # not raised again
+    filled("S2", "2")  # within the window of the alert: one alert per owner and instrument per window
+    assert _alerts(gw) == [("WASH_TRADE", "ACC1", "AAPL", "B1 S1")]
+
+
+def test_one_wash_alert_per_owner_and_instrument_per_window() -> None:
+    d = Day()
+    for i in range(10):  # a market maker: buys and sells every second
+        d.fill(i + 0.5, d.order(i, "ACC1", "AAPL", "1" if i % 2 == 0 else "2"))
+    d.fill(100.5, d.order(100, "ACC1", "AAPL", "1"))  # 99 s after the alert: a new window
+    d.fill(101.5, d.order(101, "ACC1", "AAPL", "2"))
+    assert [(a.code, a.orders, a.ts) for a in scan(d.events, RULES)] == [
+        ("WASH_TRADE", ("C1", "C2"), int(1.5 * S)), ("WASH_TRADE", ("C11", "C12"), int(101.5 * S))]

@@ -1,7 +1,8 @@
 """Trade surveillance after the fact (MiFID II RTS 6 Article 13): a day's event log searched for patterns of
 market abuse, each an alert with its own code and runbook.
 
-- WASH_TRADE: the same beneficial owner bought and sold the same instrument within `wash_window_s`.
+- WASH_TRADE: the same beneficial owner bought and sold the same instrument within `wash_window_s`. One alert
+  per owner and instrument per window: a market maker's flow would otherwise raise one with every fill.
 - ORDER_TO_TRADE: an account's order messages (new, replace, cancel) in an instrument over its fills is above
   `otr_max`, once it sent at least `otr_min_orders`.
 - LAYERING: after a fill on one side, the account cancelled at least `layering_min_cancels` of its orders on
@@ -53,8 +54,8 @@ class Detector:
 
     The live gateway (gateway.events.surveillance_feed) and `fixgw surveillance` both run this, so the alerts
     raised during the day are exactly those a scan of the day's log finds. Each alert is raised once: a wash
-    trade per pair of fills, layering per fill, the two ratios per account (and instrument) per day, when they
-    first cross their threshold (the value is the ratio at that moment)."""
+    trade per owner and instrument per window, layering per fill, the two ratios per account (and instrument)
+    per day, when they first cross their threshold (the value is the ratio at that moment)."""
 
     def __init__(self, s: SurveillanceSettings, owners: dict[str, str] | None = None) -> None:
         self.s = s
@@ -69,7 +70,8 @@ class Detector:
         self._cancels: collections.Counter[str] = collections.Counter()
         # (account, symbol) -> cancels of the other side after a fill: (fill ts, fill side, ClOrdIDs cancelled)
         self._after_fill: dict[tuple[str, str], tuple[int, str, list[str]]] = {}
-        self._raised: set[tuple[str, str, str]] = set()  # the ratios already alerted today, and the wash pairs
+        self._raised: set[tuple[str, str, str]] = set()  # the ratios already alerted today
+        self._washed: dict[tuple[str, str], int] = {}  # (owner, symbol) -> when its last wash alert was raised
 
     def on_event(self, ev: schema.AnyEvent) -> list[Alert]:
         if isinstance(ev, schema.NewOrder):
@@ -128,9 +130,10 @@ class Detector:
         seen = self._owner_fills[(owner, ev.symbol)]
         other = seen.get("2" if side == "1" else "1")
         seen[side] = (ev.ts, ev.cl_ord_id, ev.account)
-        if other is None or ev.ts - other[0] > self._wash_ns or (other[1], ev.cl_ord_id, owner) in self._raised:
-            return []  # (a partly filled order's next fill is the same pair again)
-        self._raised.add((other[1], ev.cl_ord_id, owner))
+        if other is None or ev.ts - other[0] > self._wash_ns \
+                or ev.ts - self._washed.get((owner, ev.symbol), -self._wash_ns - 1) <= self._wash_ns:
+            return []
+        self._washed[(owner, ev.symbol)] = ev.ts
         return [Alert("WASH_TRADE", ev.account, ev.symbol, ev.ts,
                       f"{owner} bought and sold {ev.symbol} {(ev.ts - other[0]) / 1e9:.2f} s apart "
                       f"({other[2]} and {ev.account})", (ev.ts - other[0]) / 1e9, self.s.wash_window_s,

@@ -157,15 +157,19 @@ class Console:
         name, password = str(form.get("user", "")), str(form.get("password", ""))
         remote = request.remote or "?"
         gateway = self.gw.cfg.gateway.name
+        keys = (f"user:{name}", f"addr:{remote}")
+        if self.throttle.blocked(*keys):
+            # journaled once per name and address and window: a flood of attempts must not flood the journal
+            if self.throttle.first_block(f"{name}|{remote}"):
+                await asyncio.to_thread(self._journal, "login throttled", "console", name,
+                                        f"too many failures, from {remote}")
+            return web.Response(status=429, content_type="text/html", text=views.login(
+                gateway, session.setdefault("csrf", new_csrf_token()), "Too many failed sign-ins: wait a few minutes."))
         if not same_token(session.get("csrf"), form.get("csrf")):
+            self.throttle.failed(*keys)
             await asyncio.to_thread(self._journal, "login refused", "console", name or "(none)",
                                     f"no valid CSRF token, from {remote}")
             raise web.HTTPForbidden(text="refused: the login form's token is missing or stale; reload the page")
-        keys = (f"user:{name}", f"addr:{remote}")
-        if self.throttle.blocked(*keys):
-            await asyncio.to_thread(self._journal, "login throttled", "console", name, f"too many failures, from {remote}")
-            return web.Response(status=429, content_type="text/html", text=views.login(
-                gateway, session["csrf"], "Too many failed sign-ins: wait a few minutes."))
         user = await asyncio.to_thread(self.users.check, name, password)
         if user is None:
             self.throttle.failed(*keys)
@@ -227,7 +231,11 @@ class Console:
         what = f"{act} {target}".strip()
         remote = request.remote or "?"
         if user is None:
-            await asyncio.to_thread(self._journal, "refused", what, "(not signed in)", f"no session, from {remote}")
+            key = f"anon:{remote}"
+            if not self.throttle.blocked(key):  # journaled up to the login limit per address and window
+                self.throttle.failed(key)
+                await asyncio.to_thread(self._journal, "refused", what, "(not signed in)",
+                                        f"no session, from {remote}")
             raise web.HTTPUnauthorized(text="refused: sign in first")
         if not same_token(session.get("csrf"), form.get("csrf")):
             await asyncio.to_thread(self._journal, "refused", what, user.name, f"no valid CSRF token, from {remote}")

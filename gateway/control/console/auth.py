@@ -112,24 +112,41 @@ class LoginThrottle:
     def __init__(self, max_failures: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_failures, self.window_s, self.clock = max_failures, window_s, clock
         self._failures: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._blocked_at: dict[str, float] = {}
 
-    def _recent(self, key: str) -> collections.deque[float]:
-        q = self._failures[key]
+    def _recent(self, key: str) -> int:
+        """Failures of `key` within the window (keys with none are forgotten: random names cost no memory)."""
+        q = self._failures.get(key)
+        if q is None:
+            return 0
         cutoff = self.clock() - self.window_s
         while q and q[0] < cutoff:
             q.popleft()
-        return q
+        if not q:
+            del self._failures[key]
+        return len(q)
 
     def blocked(self, *keys: str) -> bool:
-        return any(len(self._recent(k)) >= self.max_failures for k in keys)
+        return any(self._recent(k) >= self.max_failures for k in keys)
 
     def failed(self, *keys: str) -> None:
         now = self.clock()
         for k in keys:
-            self._recent(k).append(now)
+            self._failures[k].append(now)
 
     def succeeded(self, name_key: str) -> None:
         self._failures.pop(name_key, None)
+
+    def first_block(self, key: str) -> bool:
+        """True for the first refusal of `key` in a window (the one worth journaling)."""
+        now = self.clock()
+        for k, at in list(self._blocked_at.items()):
+            if now - at >= self.window_s:
+                del self._blocked_at[k]
+        if key in self._blocked_at:
+            return False
+        self._blocked_at[key] = now
+        return True
 
 
 def new_csrf_token() -> str:
