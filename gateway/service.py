@@ -269,6 +269,9 @@ class Gateway:
             initiators.append(self._engine("marketdata", "initiator", md_app,
                                            state / "quickfix" / "marketdata.cfg", mtext, log_dir))
             self._apps.append(md_app)
+        if cfg.console is not None:  # only the console shows it: no cost on the message path without one
+            for app in self._apps:
+                app.last_received = {}
         self._engines = [acceptor, *initiators]
         for engine in self._engines:
             engine.start()
@@ -451,7 +454,7 @@ class Gateway:
         """Session key -> time.time() of the last message received on it (heartbeats included)."""
         seen: dict[str, float] = {}
         for app in self._apps:
-            seen.update(app.last_received)
+            seen.update(app.last_received or {})
         return {key: seen[text] for key, (_role, sid) in self.session_ids().items()
                 if (text := sid.toString()) in seen}
 

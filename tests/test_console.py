@@ -31,22 +31,27 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 PASSWORDS = {"anna": "anna-operator-pw", "victor": "victor-viewer-pw"}
 
 
+def console_settings(tmp: Path, **settings: Any) -> Any:
+    """A [console] section on a free port, with anna (operator) and victor (viewer) in its users file."""
+    from config.settings import ConsoleSettings
+    from gateway.control.console.auth import hash_password
+    from sim.demo import free_port
+
+    users = tmp / "console-users.toml"
+    users.write_text("".join(f'[users.{n}]\nrole = "{"operator" if n == "anna" else "viewer"}"\n'
+                             f'password_hash = "{hash_password(p)}"\n' for n, p in PASSWORDS.items()))
+    return ConsoleSettings(port=free_port(), users_file=users, **settings)
+
+
 class RunningConsole:
     """The console of a running gateway, on an event loop of its own thread (the daemon runs it in its loop)."""
 
-    def __init__(self, gw: Any, tmp: Path, **settings: Any) -> None:
-        from config.settings import ConsoleSettings
+    def __init__(self, gw: Any, tmp: Path) -> None:
         from gateway.control.admin import AdminServer
         from gateway.control.console.app import Console
-        from gateway.control.console.auth import hash_password
-        from sim.demo import free_port
 
-        users = tmp / "console-users.toml"
-        users.write_text("".join(f'[users.{n}]\nrole = "{"operator" if n == "anna" else "viewer"}"\n'
-                                 f'password_hash = "{hash_password(p)}"\n' for n, p in PASSWORDS.items()))
-        self.settings = ConsoleSettings(port=free_port(), users_file=users, **settings)
         self.loop = asyncio.new_event_loop()
-        self.console = Console(gw, AdminServer(gw, tmp / "admin.sock"), self.settings)
+        self.console = Console(gw, AdminServer(gw, tmp / "admin.sock"), gw.cfg.console)
         self.thread = threading.Thread(target=self.loop.run_forever, name="console-loop", daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.console.start(), self.loop).result(15)
@@ -61,6 +66,7 @@ class RunningConsole:
 
 @pytest.fixture
 def console(stack: Any, tmp_path: Path) -> Iterator[RunningConsole]:
+    stack.cfg = stack.cfg.model_copy(update={"console": console_settings(tmp_path)})
     stack.start_sim()
     gw = stack.start_gateway()
     c = RunningConsole(gw, tmp_path)
@@ -161,6 +167,8 @@ def test_an_operator_sees_a_reject_within_a_second_and_a_fill_move_the_utilisati
     _sign_in(d, console.url, "anna")
     assert "anna (operator)" in d.find_element(By.CSS_SELECTOR, "header .who").text
     c = stack.client()
+    WebDriverWait(d, 5).until(lambda d: re.search(r"FIXGW->OMS1 client logged on \d+ \d+ [\d:.]+ \(\d+ s ago\)",
+                                                  d.find_element(By.ID, "sessions").text))
     c.new_order("R1", "ACC1", "AAPL", "1", 20_000, 190.0)  # over qty_max
     _er(c, "R1", "8")
     answered = time.monotonic()
@@ -306,18 +314,14 @@ def test_the_daemon_serves_the_console_and_an_action_from_it_is_journaled_as_the
     import signal
     import tempfile
 
-    from config.settings import ConsoleSettings
-    from gateway.control.console.auth import hash_password
-    from sim.demo import free_port
     from tests.test_daemon import Daemon, NotifySocket, _journal_admin
 
-    users = tmp_path / "users.toml"
-    users.write_text(f'[users.anna]\nrole = "operator"\npassword_hash = "{hash_password(PASSWORDS["anna"])}"\n')
-    port = free_port()
+    settings = console_settings(tmp_path)
+    port = settings.port
     with tempfile.TemporaryDirectory(prefix="fx") as short:  # unix socket paths are limited to 108 bytes
         notify = NotifySocket(Path(short) / "notify")
         stack.cfg = stack.cfg.model_copy(update={
-            "console": ConsoleSettings(port=port, users_file=users),
+            "console": settings,
             "gateway": stack.cfg.gateway.model_copy(update={"admin_socket": Path(short) / "admin.sock"})})
         stack.start_sim()
         d = Daemon(stack.cfg, tmp_path, notify)

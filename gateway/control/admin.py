@@ -28,7 +28,9 @@ log = logging.getLogger("fixgw.admin")
 MAX_REQUEST = 64 * 1024
 
 
-def status(gw: Gateway, started: float, flush: bool = True) -> dict[str, Any]:
+def status(gw: Gateway, started: float, flush: bool = True, disk: bool = True) -> dict[str, Any]:
+    """`fixgw admin status`; the console asks for it twice a second with flush and disk off (no wait for the
+    journal, no walk of the archive folder)."""
     r = gw.router
     if flush:
         gw.journal.flush(timeout=2.0)  # so that a status read after a report also finds it in the journal
@@ -45,7 +47,7 @@ def status(gw: Gateway, started: float, flush: bool = True) -> dict[str, Any]:
                               "reconciliation off: no drop-copy session"),
         "checkpoint_seq": gw.checkpoint_seq or None,
         "unroutable_reports": r.unroutable,
-        "trading_day": trading_day_status(gw),
+        "trading_day": trading_day_status(gw) if disk else {"day": gw.trading_day},
     }
     now = time.monotonic()
 

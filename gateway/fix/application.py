@@ -41,8 +41,9 @@ class App(fix.Application):
         self._on_admin = on_admin
         self._sessions: dict[str, fix.SessionID] = {}
         self._cond = threading.Condition()
-        # SessionID string -> time.time() of the last message received (the operator console shows it)
-        self.last_received: dict[str, float] = {}
+        # SessionID string -> time.time() of the last message received; kept only when the operator console,
+        # which shows it, is configured (the gateway sets a dict)
+        self.last_received: dict[str, float] | None = None
 
     @property
     def logged_on(self) -> list[str]:
@@ -96,7 +97,8 @@ class App(fix.Application):
         return None
 
     def fromAdmin(self, msg: fix.Message, sid: fix.SessionID) -> None:
-        self.last_received[sid.toString()] = time.time()
+        if self.last_received is not None:
+            self.last_received[sid.toString()] = time.time()
         if self._on_admin is None:
             return
         try:
@@ -115,7 +117,8 @@ class App(fix.Application):
             log.exception("outgoing hook failed", extra={"app": self.name, "session": sid.toString()})
 
     def fromApp(self, msg: fix.Message, sid: fix.SessionID) -> None:
-        self.last_received[sid.toString()] = time.time()
+        if self.last_received is not None:
+            self.last_received[sid.toString()] = time.time()
         try:
             self._on_message(msg, sid)
         except (fix.UnsupportedMessageType, fix.FieldNotFound, fix.IncorrectTagValue, fix.IncorrectDataFormat):

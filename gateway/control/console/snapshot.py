@@ -36,7 +36,7 @@ class Snapshot:
 
 
 def take(gw: Gateway, started: float) -> Snapshot:
-    snap = Snapshot(status(gw, started, flush=False), time.time(), gw.last_received())
+    snap = Snapshot(status(gw, started, flush=False, disk=False), time.time(), gw.last_received())
 
     def warn(ledger: Ledger, risk: RiskStage | None) -> None:
         if risk is not None:
