@@ -76,9 +76,10 @@ class _Journal:
         self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         self.db.row_factory = sqlite3.Row
 
-    def day(self, table: str, where: str = "") -> str:
+    def day(self, table: str, where: str = "", joined: str = "") -> str:
+        """FROM `table` (and `joined`) WHERE the row is the day's."""
         bounds = f"{table}.q >= {self.lo}" + (f" AND {table}.q < {self.hi}" if self.hi < 2 ** 62 else "")
-        return f"FROM {table} WHERE {bounds}" + (f" AND ({where})" if where else "")
+        return f"FROM {table}{', ' + joined if joined else ''} WHERE {bounds}" + (f" AND ({where})" if where else "")
 
     def rows(self, label: str, sql: str) -> tuple[list[sqlite3.Row], str]:
         ref = self.doc.query(label, self.path.name, sql)
@@ -168,8 +169,7 @@ def _limits(doc: Doc, j: _Journal) -> None:
         d = json.loads(c["detail"] or "{}")
         to = str(d.get("to", "")).partition("+")[0]  # without the temporary overrides in force then
         if c["action"] == "limits approve":
-            how[to] = (f"four eyes: proposed by {d.get('proposer')}, approved by {c['who']} at "
-                                    f"{iso(c['ts'])} [{cref}]")
+            how[to] = f"four eyes: proposed by {d.get('proposer')}, approved by {c['who']} at {iso(c['ts'])} [{cref}]"
         elif c["action"] == "reload" and to not in how:
             how[to] = f"reloaded by {c['who']} at {iso(c['ts'])}: {c['why']} [{cref}]"
     out = []
@@ -188,8 +188,7 @@ def _rule_tables(doc: Doc, j: _Journal) -> None:
                      "SELECT code, COUNT(*) " + j.day('decisions', "decision = 'reject'") + " GROUP BY code")
     warn, wref = j.by("Warnings by code (every warning a decision carried)",
                       "SELECT json_extract(w.value, '$[0]'), COUNT(*) "
-                      + j.day("decisions").replace("FROM decisions", "FROM decisions, json_each(decisions.warnings) w")
-                      + " GROUP BY 1")
+                      + j.day("decisions", joined="json_each(decisions.warnings) w") + " GROUP BY 1")
     alerts, aref = j.by("Surveillance alerts by code", "SELECT code, COUNT(*) " + j.day('alerts') + " GROUP BY code")
 
     def rows(controls: tuple[Control, ...]) -> list[list[Any]]:
