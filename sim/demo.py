@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from config.settings import GatewayConfig, load_config
+from config.settings import GatewayConfig, dump_config, load_config
 from gateway.events.journal_query import query
 from gateway.fix import messages as fm
 from sim.oms_client import Fields, OmsClient
@@ -116,6 +116,8 @@ def run_demo(state: Path | None = None, out: Callable[[str], None] = print) -> i
         tmp = tempfile.TemporaryDirectory(prefix="fixgw-demo-")
         state = Path(tmp.name)
     cfg, sim_cfg = demo_configs(state)
+    if tmp is None:  # kept: `fixgw journal|what-if|surveillance|report --config DIR/gateway.toml` read the day
+        (state / "gateway.toml").write_text(dump_config(cfg))
     sim = VenueSim(sim_cfg)
     gw = Gateway(cfg)
     oms1 = OmsClient("OMS1", "FIXGW", cfg.acceptor.port, state / "oms1")

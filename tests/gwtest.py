@@ -6,41 +6,11 @@ from pathlib import Path
 from typing import Callable
 
 
-def _toml_value(v: object) -> str:
-    import json
-
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))
-
-
 def write_config(cfg: "object", path: Path) -> Path:
     """The gateway configuration as a TOML file (for daemons started as subprocesses)."""
-    data = cfg.model_dump(mode="json", exclude_none=True)  # type: ignore[attr-defined]
-    lines: list[str] = []
+    from config.settings import dump_config
 
-    def table(name: str, body: dict[str, object]) -> None:
-        subs = {k: v for k, v in body.items() if isinstance(v, dict)}
-        arrays = {k: v for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in body.items() if k not in arrays and k not in subs)
-        lines.append("")
-        for k, rows in arrays.items():
-            for row in rows:  # type: ignore[attr-defined]
-                lines.append(f"[[{name}.{k}]]")
-                lines.extend(f"{rk} = {_toml_value(rv)}" for rk, rv in row.items())
-                lines.append("")
-        for k, sub in subs.items():
-            table(f"{name}.{k}", sub)  # type: ignore[arg-type]
-
-    for section, body in data.items():
-        if isinstance(body, dict):
-            table(section, body)
-    path.write_text("\n".join(lines))
+    path.write_text(dump_config(cfg))  # type: ignore[arg-type]
     return path
 
 

@@ -14,3 +14,10 @@ def test_demo_passes_every_step(tmp_path) -> None:
     summary = [line for line in r.stdout.splitlines() if line.endswith(" failed")]
     assert summary and summary[-1].endswith(" 0 failed")
     assert (tmp_path / "gateway" / "events.log").stat().st_size > 0
+    # the kept day answers the command line through the configuration the demo leaves beside it
+    day = next(line.split()[3].rstrip(":") for line in r.stdout.splitlines() if line.startswith("Controls report of "))
+    q = subprocess.run([sys.executable, "-m", "gateway.cli", "journal", "--config", str(tmp_path / "gateway.toml"),
+                        "--table", "alerts", "--date", day, "--format", "csv"], capture_output=True, text=True,
+                       timeout=120)
+    assert q.returncode == 0 and "WASH_TRADE,ACC2,CVX" in q.stdout, q.stderr
+    assert (tmp_path / "gateway" / "reports" / f"controls-{day}.html").is_file()
