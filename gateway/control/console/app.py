@@ -218,7 +218,7 @@ class Console:
                     await resp.write(b"data: " + json.dumps(changed).encode() + b"\n\n")
                     sent.update(changed)
                 await asyncio.sleep(self.s.refresh_s)
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the page was closed
             pass
         return resp
 
