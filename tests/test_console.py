@@ -102,16 +102,31 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         d.quit()
 
 
+def _until(d: Any, timeout: float, fn: Any, poll: float = 0.1) -> Any:
+    """WebDriverWait that looks again when the live updates (or a page load) replaced what it was reading."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(d, timeout, poll_frequency=poll,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(fn)
+
+
+def _click(d: Any, css: str) -> None:
+    """Click a button that a live update may redraw between finding it and clicking it."""
+    from selenium.webdriver.common.by import By
+
+    _until(d, 5, lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
+
+
 def _sign_in(d: Any, url: str, user: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     d.get(url + "/login")
     d.find_element(By.NAME, "user").send_keys(user)
     d.find_element(By.NAME, "password").send_keys(PASSWORDS[user])
     d.find_element(By.CSS_SELECTOR, "form.login button").click()
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.ID, "decisions"))
-    WebDriverWait(d, 10).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-updated"))
+    _until(d, 10, lambda d: d.find_elements(By.ID, "decisions"))
+    _until(d, 10, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-updated"))
 
 
 def _shot(d: Any, tmp: Path, name: str) -> None:
@@ -159,7 +174,6 @@ def _reject_link(d: Any, cl: str) -> tuple[str, str]:
 def test_an_operator_sees_a_reject_within_a_second_and_a_fill_move_the_utilisation(
         stack: Any, console: RunningConsole, browser: Any, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     d = browser()
     d.get(console.url + "/login")
@@ -167,25 +181,25 @@ def test_an_operator_sees_a_reject_within_a_second_and_a_fill_move_the_utilisati
     _sign_in(d, console.url, "anna")
     assert "anna (operator)" in d.find_element(By.CSS_SELECTOR, "header .who").text
     c = stack.client()
-    WebDriverWait(d, 5).until(lambda d: re.search(r"FIXGW->OMS1 client logged on \d+ \d+ [\d:.]+ \(\d+ s ago\)",
+    _until(d, 5, lambda d: re.search(r"FIXGW->OMS1 client logged on \d+ \d+ [\d:.]+ \(\d+ s ago\)",
                                                   d.find_element(By.ID, "sessions").text))
     c.new_order("R1", "ACC1", "AAPL", "1", 20_000, 190.0)  # over qty_max
     _er(c, "R1", "8")
     answered = time.monotonic()
-    WebDriverWait(d, 1.0, poll_frequency=0.02).until(lambda d: "R1" in d.find_element(By.ID, "decisions").text)
+    _until(d, 1.0, lambda d: "R1" in d.find_element(By.ID, "decisions").text, poll=0.02)
     assert time.monotonic() - answered <= 1.0
     text, href = _reject_link(d, "R1")
     assert (text, href) == ("QTY_MAX", console.url + "/runbooks/QTY_MAX")
     before, width = _bar(d, "ACC1", "gross_exposure")
     c.new_order("F1", "ACC1", "AAPL", "1", 2_000, 190.0)
     c.wait_for(lambda m: m.get(11) == "F1" and m.get(39) == "2", timeout=15)
-    WebDriverWait(d, 5).until(lambda d: _bar(d, "ACC1", "gross_exposure")[0] > before)
+    _until(d, 5, lambda d: _bar(d, "ACC1", "gross_exposure")[0] > before)
     after, width_after = _bar(d, "ACC1", "gross_exposure")
     assert width_after > width and width_after == pytest.approx(100 * after, abs=0.1)  # the bar is drawn longer
     d.get(href)  # the reject's code leads to its runbook
     assert "What the operator checks" in d.find_element(By.TAG_NAME, "pre").text
     d.back()
-    WebDriverWait(d, 10).until(lambda d: "F1" in d.find_element(By.ID, "decisions").text)
+    _until(d, 10, lambda d: "F1" in d.find_element(By.ID, "decisions").text)
     _shot(d, tmp_path, "console-operator.png")
     assert ("console login", "console", "anna", "operator, from 127.0.0.1") in _admin_rows(stack.gw)
 
@@ -193,34 +207,48 @@ def test_an_operator_sees_a_reject_within_a_second_and_a_fill_move_the_utilisati
 def test_the_kill_button_with_a_reason_cancels_the_accounts_orders_as_the_signed_in_user(
         stack: Any, console: RunningConsole, browser: Any) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     c = stack.client()
     c.new_order("J1", "ACC1", "JPM", "1", 100, 200.0)  # the simulator only acknowledges JPM: it rests
     _er(c, "J1", "0")
     d = browser()
     _sign_in(d, console.url, "anna")
-    WebDriverWait(d, 5).until(lambda d: "J1" in d.find_element(By.ID, "orders").text)
-    d.find_element(By.CSS_SELECTOR, 'button[data-act="kill on"][data-target="account:ACC1"]').click()
+    _until(d, 5, lambda d: "J1" in d.find_element(By.ID, "orders").text)
+    _click(d, 'button[data-act="kill on"][data-target="account:ACC1"]')
     form = d.find_element(By.ID, "action-form")
     assert form.find_element(By.NAME, "target").get_attribute("value") == "account:ACC1"
     assert form.find_element(By.NAME, "action").get_attribute("value") == "kill on"
     form.find_element(By.NAME, "why").send_keys("runaway algo on ACC1")
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     _er(c, "J1", "4")  # cancelled at the venue, the client told
-    flash = WebDriverWait(d, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, "p.flash")).text
-    assert flash == "Done: kill on account:ACC1 (1 order(s) cancelled)."
-    WebDriverWait(d, 5).until(lambda d: "account:ACC1" in d.find_element(By.ID, "switches").text)
+    _flash(d, "Done: kill on account:ACC1 (1 order(s) cancelled).")
+    _until(d, 5, lambda d: "account:ACC1" in d.find_element(By.ID, "switches").text)
     assert ("kill on", "account:ACC1", "anna", "runaway algo on ACC1") in _admin_rows(stack.gw)
     c.new_order("K1", "ACC1", "AAPL", "1", 10, 190.0)
     assert _er(c, "K1", "8")[58].startswith("KILL_SWITCH_ACCOUNT")
     # an action without a reason is refused before it reaches the gateway
-    d.find_element(By.CSS_SELECTOR, '#switches button[data-act="kill off"]').click()
+    _click(d, '#switches button[data-act="kill off"]')
     d.execute_script("document.getElementById('action-form').elements.why.removeAttribute('required')")
     d.find_element(By.CSS_SELECTOR, "#action-form button[type=submit]").click()
-    assert WebDriverWait(d, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, "p.flash")).text == \
-        "Refused: every action needs a reason."
+    _flash(d, "Refused: every action needs a reason.")
     assert stack.gw.router.read(lambda ledger, risk: risk.engine.kill_state("account", 0))
+
+
+def _flash(d: Any, expected: str) -> None:
+    """Wait for the page after a POST to show `expected`: until it has loaded, the old page and its flash are
+    still there, and go stale under the test."""
+    from selenium.webdriver.common.by import By
+
+    seen: list[str] = []
+
+    def shown(d: Any) -> bool:
+        seen.append(d.find_element(By.CSS_SELECTOR, "p.flash").text)
+        return seen[-1] == expected
+
+    try:
+        _until(d, 5, shown)
+    except Exception:
+        raise AssertionError(f"flash {expected!r} not shown; saw {seen[-3:]}") from None
 
 
 def _post(d: Any, path: str, fields: dict[str, str]) -> int:

@@ -76,7 +76,7 @@ class Console:
         self._runner: web.AppRunner | None = None
         self._snap: snapshot.Snapshot | None = None
         self._snap_lock = asyncio.Lock()
-        self.port = settings.port
+        self.port = settings.port  # ge 1: the configuration names the port
 
     # ------------------------------------------------------------------ life
     def app(self) -> web.Application:
@@ -99,9 +99,6 @@ class Console:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.s.host, self.s.port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or []  # the port, when 0 asked for any free one
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
         log.info("operator console listening", extra={"url": f"http://{self.s.host}:{self.port}/"})
 
     async def serve_forever(self) -> None:
