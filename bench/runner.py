@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (BENCH, CONFIGS, PYTHON, RESULTS, ROOT, Procs, background_cores, dump_toml,  # noqa: E402
+from common import (BENCH, CONFIGS, PYTHON, RESULTS, ROOT, Procs, background_cores,  # noqa: E402
                     free_port, git_commit, install_stop_handlers, machine_info)
+from config.toml_writer import dump_toml  # noqa: E402
 import report  # noqa: E402
 
 import tomllib  # noqa: E402

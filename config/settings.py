@@ -412,34 +412,6 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 def dump_config(cfg: GatewayConfig) -> str:
     """The configuration as TOML that load_config reads back to the same settings (paths made absolute)."""
-    import json
+    from config.toml_writer import dump_toml
 
-    def value(v: object) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return json.dumps(str(v))
-
-    lines: list[str] = []
-
-    def table(name: str, body: dict[str, object]) -> None:
-        subs = {k: v for k, v in body.items() if isinstance(v, dict)}
-        arrays = {k: v for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
-        lines.append(f"[{name}]")
-        lines.extend(f"{k} = {value(v)}" for k, v in body.items() if k not in arrays and k not in subs)
-        lines.append("")
-        for k, rows in arrays.items():
-            for row in rows:  # type: ignore[attr-defined]
-                lines.append(f"[[{name}.{k}]]")
-                lines.extend(f"{rk} = {value(rv)}" for rk, rv in row.items())
-                lines.append("")
-        for k, sub in subs.items():
-            table(f"{name}.{k}", sub)  # type: ignore[arg-type]
-
-    for section, body in cfg.model_dump(mode="json", exclude_none=True).items():
-        if isinstance(body, dict):
-            table(section, body)
-    return "\n".join(lines)
+    return dump_toml(cfg.model_dump(mode="json", exclude_none=True))
