@@ -324,14 +324,15 @@ class Gateway:
         self.metrics.alerts.labels(code).inc()
 
     def _from_dropcopy(self, msg: fm.Message, sid: SessionID) -> None:
-        msg_type = msg.getHeader().getField(fm.MSG_TYPE)
+        f = fm.to_dict(msg)  # one SWIG call (a GIL hand-off) per drop-copy fill
+        msg_type = f[fm.MSG_TYPE]
         if msg_type == "j":
             log.warning("business reject on the drop copy: logged, not answered",
                         extra={"fix": msg.toString().replace("\x01", "|")})
             return
         if msg_type != "8":
             raise fm.UnsupportedMessageType()
-        self.recon_feed.on_dropcopy(fm.to_dict(msg))
+        self.recon_feed.on_dropcopy(f)
 
     # ------------------------------------------------------------------ market data
     def _marketdata_logon(self, sid: SessionID) -> None:

@@ -16,8 +16,17 @@ def session_key(our_comp_id: str, their_comp_id: str) -> str:
     return f"{our_comp_id}->{their_comp_id}"
 
 
+_keys: dict[str, str] = {}
+
+
 def sid_key(sid: fix.SessionID) -> str:
-    return session_key(sid.getSenderCompID().getValue(), sid.getTargetCompID().getValue())
+    """The session's key, from one SWIG call for a session seen before: every SWIG call releases and retakes
+    the GIL, a hand-off to whichever QuickFIX thread is waiting (four calls build the key afresh)."""
+    text = sid.toString()
+    key = _keys.get(text)
+    if key is None:
+        key = _keys[text] = session_key(sid.getSenderCompID().getValue(), sid.getTargetCompID().getValue())
+    return key
 
 
 def copy_sid(sid: fix.SessionID) -> fix.SessionID:

@@ -26,7 +26,6 @@ class ClientSide:
 
     # ---------------------------------------------------------------- client side
     def from_client(self, msg: fm.Message, sid: SessionID) -> None:
-        msg_type = msg.getHeader().getField(fm.MSG_TYPE)
         skey = sid_key(sid)
         d = self.dialects.get(skey)
         if d is not None and not d.identity:
@@ -37,8 +36,11 @@ class ClientSide:
                 log.warning("client message cannot be expressed in FIX 4.4: session reject",
                             extra={"session": skey, "tag": e.tag, "value": e.value, "reason": str(e)})
                 raise fm.IncorrectTagValue(e.tag) from None
+        # One SWIG call reads the whole message: each call hands the GIL to any waiting QuickFIX thread.
+        f = fm.to_dict(msg)
+        msg_type = f[fm.MSG_TYPE]
         if msg_type == "D":
-            self._new_order(msg, skey)
+            self._new_order(msg, f, skey)
         elif msg_type == "G":
             self._replace(msg, skey)
         elif msg_type == "F":
@@ -51,8 +53,7 @@ class ClientSide:
             # QuickFIX answers this with BusinessMessageReject(380=3) and keeps the session up.
             raise fm.UnsupportedMessageType()
 
-    def _new_order(self, msg: fm.Message, skey: str) -> None:
-        f = fm.to_dict(msg)
+    def _new_order(self, msg: fm.Message, f: dict[int, str], skey: str) -> None:
         account = f.get(fm.ACCOUNT, "")
         defaulted = account == "" and skey in self.default_account
         if defaulted:
@@ -104,7 +105,7 @@ class ClientSide:
             numbers = {r.number for r in resting}
             self.cancel_orders(lambda x: x.number in numbers,
                                f"SELF_MATCH: cancelled for new order {o.cl_ord_id} of {o.owner}")
-        out = fm.copy_for_forwarding(msg)
+        out = fm.copy_for_forwarding(msg, f)
         out.setField(fm.CL_ORD_ID, order.venue_cl_ord_id)
         if defaulted:
             out.setField(fm.ACCOUNT, o.account)

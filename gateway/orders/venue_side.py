@@ -26,7 +26,6 @@ class VenueSide:
 
     # ---------------------------------------------------------------- venue side
     def from_venue(self, msg: fm.Message, sid: SessionID) -> None:
-        msg_type = msg.getHeader().getField(fm.MSG_TYPE)
         if not self.venue_dialect.identity:
             try:
                 msg = translate.inbound(msg, self.venue_dialect)
@@ -36,8 +35,10 @@ class VenueSide:
                           extra={"tag": e.tag, "value": e.value, "reason": str(e),
                                  "fix": msg.toString().replace("\x01", "|")})
                 raise fm.IncorrectTagValue(e.tag) from None
+        f = fm.to_dict(msg)  # one SWIG call for the whole report (each call is a GIL hand-off)
+        msg_type = f[fm.MSG_TYPE]
         if msg_type == "8":
-            self._execution_report(msg)
+            self._execution_report(msg, f)
         elif msg_type == "9":
             self._venue_cancel_reject(msg)
         elif msg_type == "j":
@@ -53,16 +54,16 @@ class VenueSide:
         told it was not delivered: nothing reaches the market late and unasked. Every other request is
         remembered by venue ClOrdID and sequence number until the venue answers it.
         """
-        hdr = msg.getHeader()
-        msg_type = hdr.getField(fm.MSG_TYPE)
+        f = fm.to_dict(msg)  # one SWIG call, not five: each is a GIL hand-off on the order path
+        msg_type = f[fm.MSG_TYPE]
         if msg_type not in VENUE_REQUESTS:
             return
-        venue_cl = msg.getField(fm.CL_ORD_ID)
-        if hdr.isSetField(fm.POSS_DUP) and hdr.getField(fm.POSS_DUP) == "Y":
+        venue_cl = f[fm.CL_ORD_ID]
+        if f.get(fm.POSS_DUP) == "Y":
             if msg_type != "H":
                 self.undelivered.append(venue_cl)
             raise fm.DoNotSend()
-        sent = Sent(venue_cl, msg_type, int(hdr.getField(fm.MSG_SEQ_NUM)), time.monotonic())
+        sent = Sent(venue_cl, msg_type, int(f[fm.MSG_SEQ_NUM]), time.monotonic())
         # Lock order is always session mutex -> router lock: the router never calls QuickFIX under its lock.
         with self.lock:
             self.awaiting[venue_cl] = sent
@@ -196,8 +197,7 @@ class VenueSide:
         return self._cancel_reject(req.cl_ord_id, req.orig_cl_ord_id, order, "2" if req.kind == "G" else "1",
                                    Verdict(code, detail))
 
-    def _execution_report(self, msg: fm.Message) -> None:
-        f = fm.to_dict(msg)
+    def _execution_report(self, msg: fm.Message, f: dict[int, str]) -> None:
         venue_cl = f.get(fm.CL_ORD_ID, "")
         exec_type = fm.need(f, fm.EXEC_TYPE)
         exec_id = fm.need(f, fm.EXEC_ID)
@@ -217,7 +217,7 @@ class VenueSide:
                 # crash is unknown, so it goes again flagged PossResend; clients de-duplicate on ExecID.
                 log.info("execution report already applied: forwarded again as PossResend",
                          extra={"exec_id": exec_id})
-                out = self._client_copy(msg, req)
+                out = self._client_copy(msg, req, f)
                 out.getHeader().setField(fm.POSS_RESEND, "Y")
             else:
                 ev = schema.Execution(
@@ -239,17 +239,17 @@ class VenueSide:
                                                    self.risk.clock())
                     if t is not None:
                         self._trip(t)  # type: ignore[attr-defined]
-                out = self._client_copy(msg, req)
+                out = self._client_copy(msg, req, f)
         self._send_client(out, skey)
 
     @staticmethod
-    def _client_copy(msg: fm.Message, req: Request) -> fm.Message:
-        """The venue's report as the client must see it: its own ClOrdID and OrigClOrdID."""
-        out = fm.copy_for_forwarding(msg)
+    def _client_copy(msg: fm.Message, req: Request, f: dict[int, str]) -> fm.Message:
+        """The venue's report as the client must see it: its own ClOrdID and OrigClOrdID (`f`: its fields)."""
+        out = fm.copy_for_forwarding(msg, f)
         out.setField(fm.CL_ORD_ID, req.cl_ord_id)
         if req.orig_cl_ord_id:
             out.setField(fm.ORIG_CL_ORD_ID, req.orig_cl_ord_id)
-        elif out.isSetField(fm.ORIG_CL_ORD_ID):
+        elif fm.ORIG_CL_ORD_ID in f:
             out.removeField(fm.ORIG_CL_ORD_ID)
         return out
 
