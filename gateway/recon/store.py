@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS breaks (
 _FILL_COLS = ("source", "exec_id", "order_id", "cl_ord_id", "orig_cl_ord_id", "account", "symbol", "side",
               "last_qty", "last_px", "exec_type", "exec_ref_id", "transact_time", "received_ns", "trade_date",
               "poss_dup")
+_FIND_FILL = (f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE source=? AND exec_id=? AND exec_type=? "
+              "AND occurrence=0")
+_LAST_OCCURRENCE = "SELECT MAX(occurrence) FROM fills WHERE source=? AND exec_id=? AND exec_type=?"
+_INSERT_FILL = (f"INSERT INTO fills ({', '.join(_FILL_COLS)}, occurrence) "
+                f"VALUES ({', '.join('?' * (len(_FILL_COLS) + 1))})")
+_POSS_DUP = _FILL_COLS.index("poss_dup")
 
 
 class AddResult(str, enum.Enum):
@@ -117,32 +123,35 @@ class ReconStore:
         """Persist a record unless it is a resend of one already stored. Classification matches the
         Reconciler's, so feeding it NEW and DUPLICATE records (or everything) gives the same state."""
         with self._lock:
+            if self._batch:
+                # The batch's transaction already holds the write lock, and the one write below is a single
+                # statement: a savepoint would add two statements (two GIL hand-offs) per fill for nothing.
+                return self._add_fill(rec)
             commit, undo = self._begin("fill")
             try:
-                row = self._db.execute(
-                    f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE source=? AND exec_id=? AND exec_type=? "
-                    "AND occurrence=0", (rec.source, rec.exec_id, rec.exec_type)).fetchone()
-                if row is None:
-                    occurrence, result = 0, AddResult.NEW
-                elif rec.poss_dup and rec.same_economics(_fill(row)):
-                    self._db.execute(commit)
-                    return AddResult.RESEND
-                else:
-                    (last,) = self._db.execute(
-                        "SELECT MAX(occurrence) FROM fills WHERE source=? AND exec_id=? AND exec_type=?",
-                        (rec.source, rec.exec_id, rec.exec_type)).fetchone()
-                    occurrence, result = last + 1, AddResult.DUPLICATE
-                values = [getattr(rec, c) for c in _FILL_COLS]
-                values[_FILL_COLS.index("poss_dup")] = int(rec.poss_dup)
-                self._db.execute(
-                    f"INSERT INTO fills ({', '.join(_FILL_COLS)}, occurrence) "
-                    f"VALUES ({', '.join('?' * (len(_FILL_COLS) + 1))})", (*values, occurrence))
+                result = self._add_fill(rec)
                 self._db.execute(commit)
                 return result
             except BaseException:
                 for sql in undo:
                     self._db.execute(sql)
                 raise
+
+    def _add_fill(self, rec: FillRecord) -> AddResult:
+        """Under the lock, inside a transaction."""
+        key = (rec.source, rec.exec_id, rec.exec_type)
+        row = self._db.execute(_FIND_FILL, key).fetchone()
+        if row is None:
+            occurrence, result = 0, AddResult.NEW
+        elif rec.poss_dup and rec.same_economics(_fill(row)):
+            return AddResult.RESEND
+        else:
+            (last,) = self._db.execute(_LAST_OCCURRENCE, key).fetchone()
+            occurrence, result = last + 1, AddResult.DUPLICATE
+        values = [getattr(rec, c) for c in _FILL_COLS]
+        values[_POSS_DUP] = int(rec.poss_dup)
+        self._db.execute(_INSERT_FILL, (*values, occurrence))
+        return result
 
     def has_fill(self, source: str, exec_id: str, exec_type: str) -> bool:
         with self._lock:

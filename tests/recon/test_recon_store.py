@@ -40,6 +40,21 @@ def test_resend_is_idempotent_and_a_duplicate_is_kept(tmp_path: Path) -> None:
     assert [b.id for b in rec.breaks()] == ["DUPLICATE:dropcopy:E1:F:1", "DUPLICATE:dropcopy:E1:F:2"]
 
 
+def test_a_batch_classifies_resends_and_duplicates_as_single_writes_do(tmp_path: Path) -> None:
+    e1 = fill("dropcopy", "E1", 0)
+    records = [e1, replace(e1, received_ns=T0 + 9, poss_dup=True), replace(e1, received_ns=T0 + 10),
+               replace(e1, received_ns=T0 + 11, last_qty=1.0, poss_dup=True), fill("gateway", "E1", 1)]
+    with ReconStore(tmp_path / "single.db") as store:
+        single = [store.add_fill(r) for r in records]
+        single_rows = store.load_day(DAY)
+    with ReconStore(tmp_path / "batched.db") as store:
+        with store.batch():
+            batched = [store.add_fill(r) for r in records]
+        assert store.load_day(DAY) == single_rows
+    assert batched == single == [AddResult.NEW, AddResult.RESEND, AddResult.DUPLICATE, AddResult.DUPLICATE,
+                                 AddResult.NEW]
+
+
 def test_breaks_upsert_and_survive_reopen(tmp_path: Path) -> None:
     rec = Reconciler(GRACE)
     e1 = fill("gateway", "E1", 0)
