@@ -118,8 +118,7 @@ class PassThrough:
         self.initiator.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="bare QuickFIX pass-through proxy (benchmark baseline)")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--listen-port", type=int, required=True)
     p.add_argument("--venue-port", type=int, required=True)
     p.add_argument("--state-dir", required=True)
@@ -132,8 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-message-log", action="store_true")
     p.add_argument("--no-data-dictionary", action="store_true")
     p.add_argument("--no-nodelay", action="store_true")
-    a = p.parse_args(argv)
-    pt = PassThrough(a)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="bare QuickFIX pass-through proxy (benchmark baseline)")
+    add_arguments(p)
+    return serve(PassThrough(p.parse_args(argv)))
+
+
+def serve(pt: PassThrough) -> int:
+    """Run until SIGINT/SIGTERM, after saying on stdout whether the venue session came up."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ORDER = ("direct", "passthrough", "gateway")
-SERVERS = {"direct": ("venue",), "passthrough": ("proxy", "venue"), "gateway": ("gateway", "venue")}
+ORDER = ("direct", "passthrough", "floor", "gateway")
+SERVERS = {"direct": ("venue",), "passthrough": ("proxy", "venue"), "floor": ("floor", "venue"),
+           "gateway": ("gateway", "venue")}
 SUSTAIN_FRACTION = 0.97
 
 
@@ -152,7 +153,7 @@ def plot(res: dict[str, Any], out: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
-    colours = {"direct": "tab:green", "passthrough": "tab:blue", "gateway": "tab:red"}
+    colours = {"direct": "tab:green", "passthrough": "tab:blue", "floor": "tab:purple", "gateway": "tab:red"}
     for name in ORDER:
         a = res["arrangements"].get(name)
         if not a:

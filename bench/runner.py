@@ -3,6 +3,8 @@
     direct       load client -> venue simulator
     passthrough  load client -> bench/passthrough.py (bare QuickFIX, no checks) -> venue simulator
     gateway      load client -> `fixgw run` (every check on, bench/configs/gateway.toml) -> venue simulator
+    floor        load client -> bench/floor.py (the pass-through plus the least any gateway must do in
+                 Python: read once, re-ID, log the event, forward) -> venue simulator; only when named
 
 Each arrangement gets fresh state folders and its own processes (venue simulator, proxy or gateway, load
 client: three processes sharing the machine's cores). The load client runs the same plan against each: a
@@ -35,6 +37,7 @@ import tomllib  # noqa: E402
 
 FIXGW = PYTHON.parent / "fixgw"
 ARRANGEMENTS = ("direct", "passthrough", "gateway")
+EXTRA_ARRANGEMENTS = ("floor",)  # bench/floor.py: run only when named
 DEFAULT_RATES = "500,1000,2000,3000,4000,5000,6000"
 
 _live: list[Procs] = []
@@ -141,13 +144,13 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         watch = {"venue": sim.pid}
         if name == "direct":
             port, target = vport, "VENUE"
-        elif name == "passthrough":
+        elif name in ("passthrough", "floor"):
             port, target = free_port(), "FIXGW"
-            pt = procs.start("passthrough", [str(PYTHON), str(BENCH / "passthrough.py"), "--listen-port", str(port),
-                                             "--venue-port", str(vport), "--state-dir", str(state / "passthrough"),
-                                             *a.passthrough_args.split()])
+            pt = procs.start(name, [str(PYTHON), str(BENCH / f"{name}.py"), "--listen-port", str(port),
+                                    "--venue-port", str(vport), "--state-dir", str(state / name),
+                                    *a.passthrough_args.split()])
             pt.wait_for_text('"ready": true', 60, stream="stdout")
-            watch["proxy"] = pt.pid
+            watch["proxy" if name == "passthrough" else "floor"] = pt.pid
         else:
             port, target = free_port(), "FIXGW"
             argv, env, cwd = gateway_argv(a)
@@ -186,7 +189,7 @@ def run_arrangement(name: str, a: argparse.Namespace, plan: list[dict[str, Any]]
         elif not res["error"]:
             res["error"] = f"client wrote no result:\n{client.tail()}"
         for p in procs.started:
-            if p.name in ("gateway", "passthrough", "venue-sim", "venue-fast") and not p.alive() \
+            if p.name in ("gateway", "passthrough", "floor", "venue-sim", "venue-fast") and not p.alive() \
                     and not p.stopped_by_us:
                 res["error"] += f" {p.name} exited early ({p.popen.returncode}): {p.tail(5)}"
         if profiler is not None:
@@ -277,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     a.bursts = [int(x) for x in str(a.bursts).split(",") if x]
     names = [x for x in a.arrangements.split(",") if x]
     for n in names:
-        if n not in ARRANGEMENTS:
+        if n not in ARRANGEMENTS + EXTRA_ARRANGEMENTS:
             p.error(f"unknown arrangement {n}")
     install_stop_handlers(_cleanup)
     if a.wait_idle:

@@ -1,6 +1,6 @@
 """Smoke test of the order-path benchmark (bench/): correctness only, never timing.
 
-The three arrangements run for a second at a low rate plus a tiny burst; every order must be answered, none
+The arrangements (the three of the default run and the floor, bench/floor.py) run for a second at a low rate plus a tiny burst; every order must be answered, none
 lost or rejected, and the results file, tables and plot inputs must be there.
 """
 
@@ -33,14 +33,17 @@ def test_percentiles_are_nearest_rank() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_three_arrangements_answer_every_order(tmp_path: Path) -> None:
-    code = runner.main(["--rates", "200", "--duration", "1", "--bursts", "50", "--warmup", "0",
+def test_every_arrangement_answers_every_order(tmp_path: Path) -> None:
+    # the floor re-IDs every order: a report it failed to map back would reach the client under a ClOrdID
+    # the client never sent, and count as lost
+    code = runner.main(["--arrangements", "direct,passthrough,floor,gateway",
+                        "--rates", "200", "--duration", "1", "--bursts", "50", "--warmup", "0",
                         "--ack-timeout", "5", "--out-dir", str(tmp_path), "--tag", "smoke"])
     files = list(tmp_path.glob("*-smoke.json"))
     assert len(files) == 1
     res = json.loads(files[0].read_text())
     assert code == 0, {n: a.get("error") for n, a in res["arrangements"].items()}
-    assert set(res["arrangements"]) == {"direct", "passthrough", "gateway"}
+    assert set(res["arrangements"]) == {"direct", "passthrough", "floor", "gateway"}
     for name, arr in res["arrangements"].items():
         assert not arr["error"], (name, arr["error"])
         phases = {p["name"]: p for p in arr["phases"]}
@@ -50,4 +53,4 @@ def test_three_arrangements_answer_every_order(tmp_path: Path) -> None:
             assert p["lat_us"]["n"] == p["planned"]
         assert arr["counts"]["session_rejects"] == 0 and arr["counts"]["business_rejects"] == 0
     md = (tmp_path / files[0].name.replace(".json", ".md")).read_text()
-    assert "| 200 | gateway |" in md
+    assert "| 200 | gateway |" in md and "| 200 | floor |" in md
