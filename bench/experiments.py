@@ -83,9 +83,43 @@ def tracemem(d: Path) -> None:
          "        await asyncio.to_thread(gw.stop)\n")
 
 
+_CALLBACK_CPU = '''
+import atexit as _atexit, collections as _collections, os as _os, time as _time
+CPU = _collections.defaultdict(lambda: [0, 0])  # callback -> [calls, thread CPU ns]
+
+
+def _cpu_dump() -> None:
+    with open(f"/tmp/fixgw-callback-cpu-{_os.getpid()}.txt", "w") as f:
+        for k, (n, ns) in sorted(CPU.items()):
+            f.write(f"{k} calls={n} us_each={ns / 1000 / max(n, 1):.1f}\\n")
+
+
+_atexit.register(_cpu_dump)
+'''
+
+
+def callbackcpu(d: Path) -> None:
+    """Thread CPU time (not wall time: waiting for the GIL is not counted) of each QuickFIX callback into the
+    gateway and of each sendToTarget (which runs the venue's toApp inside it), written at a clean stop to
+    /tmp/fixgw-callback-cpu-<pid>.txt: how much of an order's cost is the gateway's Python."""
+    app = d / "gateway/fix/application.py"
+    _sub(app, 'log = logging.getLogger("fixgw.fix")\n', 'log = logging.getLogger("fixgw.fix")\n' + _CALLBACK_CPU)
+    _sub(app, "        try:\n            self._on_message(msg, sid)\n",
+         "        t0 = _time.thread_time_ns()\n        try:\n            self._on_message(msg, sid)\n"
+         "            c = CPU[self.name + '.fromApp']; c[0] += 1; c[1] += _time.thread_time_ns() - t0\n")
+    _sub(app, "        try:\n            self._on_to_app(msg, sid)\n",
+         "        t0 = _time.thread_time_ns()\n        try:\n            self._on_to_app(msg, sid)\n"
+         "            c = CPU[self.name + '.toApp']; c[0] += 1; c[1] += _time.thread_time_ns() - t0\n")
+    _sub(d / "gateway/fix/sessions.py", "    try:\n        return bool(fix.Session.sendToTarget(msg, sid))\n",
+         "    import time\n    from gateway.fix.application import CPU\n    t0 = time.thread_time_ns()\n"
+         "    try:\n        sent = bool(fix.Session.sendToTarget(msg, sid))\n"
+         "        c = CPU['sendToTarget']; c[0] += 1; c[1] += time.thread_time_ns() - t0\n        return sent\n")
+
+
 VARIANTS: dict[str, list[Callable[[Path], None]]] = {
     "base": [], "nojournal": [nojournal], "noprojections": [noprojections], "norecon": [norecon], "nogauge": [nogauge], "nogc": [nogc], "venuenopersist": [venuenopersist],
-    "switch": [switch], "all": [nojournal, nogauge, nogc, venuenopersist, switch], "tracemem": [tracemem]}
+    "switch": [switch], "all": [nojournal, nogauge, nogc, venuenopersist, switch], "tracemem": [tracemem],
+    "callbackcpu": [callbackcpu]}
 
 
 def make(name: str) -> Path:
