@@ -43,11 +43,20 @@ def parse_utc_timestamp(text: str) -> int:
     if m is None:
         raise ValueError(f"not a UTC timestamp: {text!r}")
     day, hh, mm, ss, frac = m.groups()
-    try:
-        dt = datetime(int(day[:4]), int(day[4:6]), int(day[6:]), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
-    except ValueError as exc:
-        raise ValueError(f"not a UTC timestamp: {text!r} ({exc})") from None
-    return int(dt.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+    midnight = _midnights.get(day)
+    h, mi, s = int(hh), int(mm), int(ss)
+    if midnight is None or h > 23 or mi > 59 or s > 59:
+        try:  # datetime says what is wrong with a date or a time
+            dt = datetime(int(day[:4]), int(day[4:6]), int(day[6:]), h, mi, s, tzinfo=timezone.utc)
+        except ValueError as exc:
+            raise ValueError(f"not a UTC timestamp: {text!r} ({exc})") from None
+        midnight = int(dt.timestamp()) - (h * 3600 + mi * 60 + s)
+        if len(_midnights) < 1024:  # a few trading days in practice; bounded against odd input
+            _midnights[day] = midnight
+    return (midnight + h * 3600 + mi * 60 + s) * 1_000_000_000 + int((frac or "").ljust(9, "0") or 0)
+
+
+_midnights: dict[str, int] = {}  # YYYYMMDD -> its midnight UTC in s since the epoch: every fill of a day has one
 
 
 def format_ns(ns: int | None) -> str:
@@ -177,17 +186,20 @@ FixInput = Union[simplefix.FixMessage, Mapping[int, Union[bytes, str]]]
 
 def _text(msg: FixInput, tag: int, required: bool) -> str | None:
     raw = msg.get(tag)  # FixMessage.get and Mapping.get agree: value or None
-    name = f"tag {tag} ({TAG_NAMES.get(tag, '?')})"
     if raw is None or raw == b"" or raw == "":
         if required:
-            raise ValueError(f"missing {name}")
+            raise ValueError(f"missing {_tag_name(tag)}")
         return None
     if isinstance(raw, bytes):
         try:
             return raw.decode("ascii")
         except UnicodeDecodeError:
-            raise ValueError(f"invalid {name}: not ASCII: {raw!r}") from None
+            raise ValueError(f"invalid {_tag_name(tag)}: not ASCII: {raw!r}") from None
     return str(raw)
+
+
+def _tag_name(tag: int) -> str:
+    return f"tag {tag} ({TAG_NAMES.get(tag, '?')})"
 
 
 def _number(msg: FixInput, tag: int) -> float:

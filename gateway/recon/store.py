@@ -57,6 +57,9 @@ _FIND_FILL = (f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE source=? AND exe
 _LAST_OCCURRENCE = "SELECT MAX(occurrence) FROM fills WHERE source=? AND exec_id=? AND exec_type=?"
 _INSERT_FILL = (f"INSERT INTO fills ({', '.join(_FILL_COLS)}, occurrence) "
                 f"VALUES ({', '.join('?' * (len(_FILL_COLS) + 1))})")
+# The first of its key, or nothing when a row of occurrence 0 is there: exactly what the SELECT above asks, in
+# the same statement as the write (other constraints, NOT NULL and CHECK, still raise).
+_INSERT_FIRST = _INSERT_FILL + " ON CONFLICT (source, exec_id, exec_type, occurrence) DO NOTHING"
 _POSS_DUP = _FILL_COLS.index("poss_dup")
 
 
@@ -138,20 +141,18 @@ class ReconStore:
                 raise
 
     def _add_fill(self, rec: FillRecord) -> AddResult:
-        """Under the lock, inside a transaction."""
-        key = (rec.source, rec.exec_id, rec.exec_type)
-        row = self._db.execute(_FIND_FILL, key).fetchone()
-        if row is None:
-            occurrence, result = 0, AddResult.NEW
-        elif rec.poss_dup and rec.same_economics(_fill(row)):
-            return AddResult.RESEND
-        else:
-            (last,) = self._db.execute(_LAST_OCCURRENCE, key).fetchone()
-            occurrence, result = last + 1, AddResult.DUPLICATE
+        """Under the lock, inside a transaction. The usual fill, the first of its key, takes one statement."""
         values = [getattr(rec, c) for c in _FILL_COLS]
         values[_POSS_DUP] = int(rec.poss_dup)
-        self._db.execute(_INSERT_FILL, (*values, occurrence))
-        return result
+        if self._db.execute(_INSERT_FIRST, (*values, 0)).rowcount == 1:
+            return AddResult.NEW
+        key = (rec.source, rec.exec_id, rec.exec_type)
+        row = self._db.execute(_FIND_FILL, key).fetchone()
+        if rec.poss_dup and rec.same_economics(_fill(row)):
+            return AddResult.RESEND
+        (last,) = self._db.execute(_LAST_OCCURRENCE, key).fetchone()
+        self._db.execute(_INSERT_FILL, (*values, last + 1))
+        return AddResult.DUPLICATE
 
     def has_fill(self, source: str, exec_id: str, exec_type: str) -> bool:
         with self._lock:

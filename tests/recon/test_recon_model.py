@@ -73,6 +73,11 @@ def test_timestamps_are_exact_integers() -> None:
     assert format_ns(T0 + 7) == "2026-11-27T14:00:00.000000007Z"
     with pytest.raises(ValueError):
         parse_utc_timestamp("20261340-00:00:00")
+    # a day already seen (its midnight is remembered) still checks the time of day
+    assert parse_utc_timestamp("20261203-23:59:59.25") - parse_utc_timestamp("20261203-00:00:00") == 86_399_250_000_000
+    for bad in ("20261203-24:00:00", "20261203-23:60:00", "20261203-23:59:60"):
+        with pytest.raises(ValueError, match="not a UTC timestamp"):
+            parse_utc_timestamp(bad)
 
 
 def test_quantities_print_stably() -> None:
