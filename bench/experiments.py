@@ -29,8 +29,8 @@ def _sub(path: Path, old: str, new: str) -> None:
 
 
 def nojournal(d: Path) -> None:
-    """The SQLite audit journal off the event log (measures the per-event queue hand-off to its thread)."""
-    _sub(d / "gateway/service.py", "self.events.subscribers += [self.journal.submit, ", "self.events.subscribers += [")
+    """The SQLite audit journal off the event log (what its thread and its tap cost)."""
+    _sub(d / "gateway/service.py", "        self.journal.follow(self.events)\n", "")
 
 
 def noprojections(d: Path) -> None:
@@ -38,16 +38,16 @@ def noprojections(d: Path) -> None:
     dropcopy.enabled=false` so no drop copy is reconciled either. What the order path would cost if every
     projection ran in another process (the bound a projector process could reach; it does not count what that
     process would take from a 2-core machine)."""
-    _sub(d / "gateway/service.py",
-         "self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]",
+    _sub(d / "gateway/service.py", "self.events.subscribers += [self.metrics.on_event, self.recon_feed.on_event]",
          "self.events.subscribers += []")
+    _sub(d / "gateway/service.py", "        self.journal.follow(self.events)\n", "")
 
 
 def norecon(d: Path) -> None:
     """The reconciliation takes neither side's fills (the drop-copy session still runs and is parsed): what the
     matcher and its SQLite store cost the gateway's process."""
     _sub(d / "gateway/service.py", ", self.recon_feed.on_event]", "]")
-    _sub(d / "gateway/service.py", "        self.recon_feed.on_dropcopy(fm.to_dict(msg))", "        fm.to_dict(msg)")
+    _sub(d / "gateway/service.py", "        self.recon_feed.on_dropcopy(f)", "        pass")
 
 
 def nogauge(d: Path) -> None:

@@ -145,13 +145,13 @@ class Gateway:
         if self.recon_feed.enabled:
             for rec in self.recon.store.open_unknown_fills():
                 self._restore_mirror(rec)
-        self.events.subscribers += [self.journal.submit, self.metrics.on_event, self.recon_feed.on_event]
+        self.events.subscribers += [self.metrics.on_event, self.recon_feed.on_event]
+        self.journal.follow(self.events)
         self.surveillance: SurveillanceFeed | None = None
         if cfg.surveillance.live:
             self.surveillance = SurveillanceFeed(Detector(cfg.surveillance, owners_of(cfg)), self.events.append,
                                                  self.events.read_today)
-            self.events.subscribers.append(self.surveillance.submit)
-            self._surveillance_from = self.events.seq
+            self.surveillance.follow(self.events)
 
         self._engines: list[Any] = []
         self._roles: dict[str, tuple[Any, Any]] = {}  # engine role -> (engine, how to make a fresh one)
@@ -214,7 +214,7 @@ class Gateway:
         self.journal.start()
         self.recon_feed.start(self._rebuild_recon)
         if self.surveillance is not None:
-            self.surveillance.start(self._surveillance_from)
+            self.surveillance.start()
 
         client_app = App("clients", r.from_client, r.client_logon, self._client_logout)
         r.watch_logons(client_app.session_keys)

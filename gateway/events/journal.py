@@ -1,8 +1,9 @@
 """The audit journal: every decision, fill and operator action, in SQLite (WAL), for compliance queries.
 
-It is a projection of the event log, written by its own thread from a queue so that the order path only
-pays for a queue put. Rows are keyed by the event's sequence number, so catching up from the event log after
-a crash (events written, rows not yet) inserts exactly what is missing, and a clean stop drains the queue.
+It is a projection of the event log, written by its own thread from a Tap of the log (gateway.events.log) so
+that the order path only pays for a list append. Rows are keyed by the event's sequence number, so catching up
+from the event log after a crash (events written, rows not yet) inserts exactly what is missing, and a clean
+stop writes what the tap holds.
 """
 
 from __future__ import annotations
@@ -161,10 +162,6 @@ class Journal(Follower):
         if rows:
             log.info("journal caught up from the event log", extra={"rows": len(rows)})
         return len(rows)
-
-    def submit(self, ev: Event) -> None:
-        """The event log's subscriber: cheap, on the order path."""
-        self._put(ev)
 
     def start(self) -> None:
         self._start_thread()

@@ -26,6 +26,35 @@ from gateway.events.schema import AnyEvent, Event, decode, encode_line
 log = logging.getLogger("fixgw.eventlog")
 
 
+class Tap:
+    """A follower's view of the log: what was appended since it last took, in sequence order. The order path
+    pays one list append per tap (under the log's lock) rather than a call, a lock and a queue put per
+    follower; the follower takes a batch when it wakes."""
+
+    __slots__ = ("_log", "pending", "start_q")
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self.pending: list[Event] = []
+        self.start_q = log.seq  # the events up to here were logged before the tap: the file has them
+
+    def take(self) -> list[Event]:
+        with self._log._lock:
+            items, self.pending = self.pending, []
+        return items
+
+    @property
+    def logged_q(self) -> int:
+        """The sequence number of the last event logged so far."""
+        return self._log.seq
+
+    def close(self) -> None:
+        with self._log._lock:
+            if self in self._log._taps:
+                self._log._taps.remove(self)
+            self.pending = []
+
+
 class EventLog:
     def __init__(self, path: Path, fsync: bool = False) -> None:
         self.path = path
@@ -36,8 +65,10 @@ class EventLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._lock = threading.Lock()
         self.seq = self._last_seq()
-        # Called under the log's lock, in sequence order: the journal queue and metrics feed on this.
+        # Called under the log's lock, in sequence order (what must be current when the event's effect is
+        # seen: metrics, the reconciliation's arrival order); projections that run behind take a Tap instead.
         self.subscribers: list[Callable[[Event], None]] = []
+        self._taps: list[Tap] = []
         self.failed: OSError | None = None
 
     @property
@@ -113,6 +144,8 @@ class EventLog:
                 self.failed = e
                 self.seq -= 1
                 raise
+            for tap in self._taps:
+                tap.pending.append(event)
             for fn in self.subscribers:
                 try:
                     fn(event)
@@ -159,12 +192,21 @@ class EventLog:
             if inside is not None:
                 inside()
             for ev in first_events:
+                for tap in self._taps:
+                    tap.pending.append(ev)
                 for fn in self.subscribers:
                     try:
                         fn(ev)
                     except Exception:
                         log.exception("event subscriber failed")
             return seq
+
+    def tap(self) -> Tap:
+        """Every event appended from now on, for a follower to take in batches (Follower.follow)."""
+        with self._lock:
+            t = Tap(self)
+            self._taps.append(t)
+            return t
 
     def read_today(self) -> Iterator[AnyEvent]:
         return self.read(self.path)

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 
 from gateway.events import schema
 from gateway.events.batching import Follower
+from gateway.events.log import EventLog
 from gateway.events.surveillance import Alert, Detector
 
 log = logging.getLogger("fixgw.surveillance")
@@ -35,17 +36,15 @@ class SurveillanceFeed(Follower):
         self.detector = detector
         self._append = append
         self._read_today = read_today
-        self._from_q = 0  # events up to this one are read from the log at start, not taken from the queue
+        self._from_q = 0  # events up to this one are read from the log at start, not taken from the tap
         self.raised = 0
 
-    def submit(self, ev: schema.Event) -> None:
-        """The event log's subscriber: cheap, on the order path."""
-        self._put(ev)
+    def follow(self, log: EventLog) -> int:
+        self._from_q = super().follow(log)
+        return self._from_q
 
-    def start(self, logged_up_to: int) -> None:
-        """Follow the log; events up to `logged_up_to` (the log's sequence number when `submit` was subscribed)
-        are read from the file."""
-        self._from_q = logged_up_to
+    def start(self) -> None:
+        """Read the day so far from the file (events up to the one before `follow`), then the followed ones."""
         self._start_thread()
 
     def _startup(self) -> None:
