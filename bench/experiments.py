@@ -95,13 +95,47 @@ def _cpu_dump() -> None:
 
 
 _atexit.register(_cpu_dump)
+
+
+def _threads_cpu() -> dict[str, float]:
+    import threading
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out = {}
+    for tid in _os.listdir("/proc/self/task"):
+        try:
+            f = open(f"/proc/self/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # a QuickFIX thread that never called into Python has no name: the drop copy's, in practice
+        out[names.get(int(tid), "native-" + tid)] = (int(f[11]) + int(f[12])) / _os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _threads_window() -> None:
+    a = _threads_cpu(); t0 = _time.monotonic()
+    _time.sleep(float(_os.environ.get("FIXGW_THREADS_WINDOW_S", "8")))
+    b = _threads_cpu(); dt = _time.monotonic() - t0
+    with open(f"/tmp/fixgw-thread-cpu-{_os.getpid()}.txt", "w") as f:
+        for k in sorted(b, key=lambda k: a.get(k, 0) - b[k]):
+            f.write(f"{k} cores={(b[k] - a.get(k, 0)) / dt:.3f}\\n")
+
+
+def _threads_later() -> None:
+    _time.sleep(float(_os.environ.get("FIXGW_THREADS_AFTER_S", "14")))
+    _threads_window()
+
+
+import threading as _threading
+_threading.Thread(target=_threads_later, name="thread-cpu", daemon=True).start()
 '''
 
 
 def callbackcpu(d: Path) -> None:
     """Thread CPU time (not wall time: waiting for the GIL is not counted) of each QuickFIX callback into the
     gateway and of each sendToTarget (which runs the venue's toApp inside it), written at a clean stop to
-    /tmp/fixgw-callback-cpu-<pid>.txt: how much of an order's cost is the gateway's Python."""
+    /tmp/fixgw-callback-cpu-<pid>.txt: how much of an order's cost is the gateway's Python. And each thread's
+    share of the CPU over a window (FIXGW_THREADS_WINDOW_S, default 8 s, starting FIXGW_THREADS_AFTER_S, default
+    14 s, after the start), in /tmp/fixgw-thread-cpu-<pid>.txt."""
     app = d / "gateway/fix/application.py"
     _sub(app, 'log = logging.getLogger("fixgw.fix")\n', 'log = logging.getLogger("fixgw.fix")\n' + _CALLBACK_CPU)
     _sub(app, "        try:\n            self._on_message(msg, sid)\n",
