@@ -324,6 +324,22 @@ def test_a_tag_listed_for_the_session_is_allowed_and_forwarded(stack) -> None:
     assert _count(venue_log, "35=D", "49=FIXGW", "7001=STRAT-A") == 1
 
 
+def test_a_data_field_holding_soh_and_tags_is_read_by_its_length_not_as_fields(running) -> None:
+    # EncodedText(355) may hold any bytes, SOH included: read naively, this order would be a replace (35=G) of
+    # an order named in 41 for another symbol; read by EncodedTextLen(354) it is the new order it is.
+    text = "\x0135=G\x0141=NOPE\x0155=MSFT"
+    raw = RawSession(running.cfg.acceptor.port, "OMS2")
+    try:
+        raw.logon()
+        raw.send("D", _nos("DF1", (1, "ACC3"), (354, str(len(text))), (355, text), drop=(1,)))
+        er = raw.wait(lambda m: m.get(35) == b"8" and m.get(11) == b"DF1")
+        assert (er.get(150), er.get(55)) in ((b"0", b"AAPL"), (b"F", b"AAPL")), er.get(58)
+    finally:
+        raw.close()
+    (order,) = running.gw.router.ledger.orders.values()
+    assert (order.cl_ord_id, order.symbol) == ("DF1", "AAPL")
+
+
 # -------------------------------------------------------------------------------- 9: FIX 4.2 and FIX 5.0 SP2
 @pytest.mark.parametrize("version", ["FIX.4.2", "FIX.5.0SP2"])
 def test_a_client_of_another_fix_version_trades_through_a_fix44_venue(stack, version) -> None:
