@@ -109,8 +109,7 @@ class Follower:
                     self._done_q = chunk[-1].q
                     self._counted(chunk)
                     self._cond.notify_all()
-            if stopping:
-                tap.close()
+            if stopping:  # the tap stays: a restarted follower goes on from here, nothing missed
                 return
 
     def drain(self, timeout: float = 10.0, ready_timeout: float | None = None) -> bool:

@@ -48,12 +48,6 @@ class Tap:
         """The sequence number of the last event logged so far."""
         return self._log.seq
 
-    def close(self) -> None:
-        with self._log._lock:
-            if self in self._log._taps:
-                self._log._taps.remove(self)
-            self.pending = []
-
 
 class EventLog:
     def __init__(self, path: Path, fsync: bool = False) -> None:
