@@ -1,9 +1,10 @@
 """The floor: the least any order-checking gateway built on QuickFIX for Python must do per order, on top of
 the bare pass-through (bench/passthrough.py), with none of the gateway's checks, ledger or projections.
 
-Per new order (the load client sends nothing else): read the message once (one SWIG crossing, gateway.fix.messages.to_dict), give it a ClOrdID of
-the gateway's own (several clients share one venue session), log the decision in the event log (the
-gateway's own EventLog and msgspec schema; off with --no-event-log), copy and forward. Per report: read it
+Per new order (the load client sends nothing else): read the message once (one SWIG crossing,
+gateway.fix.messages.to_dict), give it a ClOrdID of the gateway's own (several clients share one venue
+session), log the decision in the event log (the gateway's own EventLog and msgspec schema; off with
+--no-event-log), copy and forward. Per report: read it
 once, find whose ClOrdID it carries, log it, copy it back with the client's ClOrdID. Nothing else: no risk
 check, no order state, no locks beyond the event log's, no venue bookkeeping, no journal, metrics or
 reconciliation.

@@ -16,8 +16,8 @@ SPECS = Path(__file__).resolve().parent.parent / "fix_specs"
 def test_the_data_length_tags_are_those_of_the_dictionaries() -> None:
     found = {93}  # SignatureLength precedes Signature(89) in the trailer
     for xml in SPECS.glob("FIX*.xml"):
-        types = {int(n): t for n, t in re.findall(r"<field number=['\"](\d+)['\"] name=['\"]\w+['\"] type=['\"](\w+)['\"]",
-                                                      xml.read_text())}
+        pairs = re.findall(r"<field number=['\"](\d+)['\"] name=['\"]\w+['\"] type=['\"](\w+)['\"]", xml.read_text())
+        types = {int(n): t for n, t in pairs}
         found |= {n for n, t in types.items() if t == "LENGTH" and types.get(n + 1) in ("DATA", "XMLDATA")}
     assert fm.DATA_LENGTH_TAGS == found
 
