@@ -1,5 +1,6 @@
 """Reading a QuickFIX message in one SWIG call (gateway.fix.messages.to_dict): data fields, which may hold SOH,
-are taken at their length, and the list of their length fields stays in step with the dictionaries."""
+are taken at their length, values may hold '=', any tag number reads, and the list of the length fields stays
+in step with the dictionaries."""
 
 from __future__ import annotations
 
@@ -39,3 +40,28 @@ def test_a_message_without_data_fields_reads_as_before() -> None:
     f = fm.to_dict(m)  # BodyLength(9) and CheckSum(10) are QuickFIX's own
     assert sorted(f) == [8, 9, 10, 11, 34, 35, 49, 55, 56]
     assert [f[t] for t in (8, 35, 34, 49, 56, 11, 55)] == ["FIX.4.4", "D", "2", "A", "B", "C1", "AAPL"]
+
+
+def _field_by_field(text: str) -> dict[int, str]:
+    """The plain reading the fast path must agree with (for a message without data fields)."""
+    out: dict[int, str] = {}
+    for part in text.split("\x01")[:-1]:
+        tag, _, value = part.partition("=")
+        out[int(tag)] = value
+    return out
+
+
+def test_values_holding_equals_signs_and_any_tag_number_read_as_sent() -> None:
+    # One '=' in a value makes the C split's piece count odd, two make it even again but misaligned; a tag
+    # above the look-up table's range (custom tags 5000-9999, user-defined up to 49999) is not in it.
+    cases = [((58, "a=b"),), ((58, "x=1 y=2"), (11, "C=D=E")), ((9999, "custom"), (20000, "user")),
+             ((58, "k="), (5999, "=v"), (6000, "")), ((58, "=="), (11, "C1"))]
+    for extra in cases:
+        m = fm.new_message("D")
+        m.setField(55, "AAPL")
+        for tag, value in extra:
+            m.setField(tag, value)
+        text = m.toString()
+        f = fm.to_dict(m)
+        assert f == _field_by_field(text), extra
+        assert all(f[tag] == value for tag, value in extra) and f[55] == "AAPL" and f[35] == "D"

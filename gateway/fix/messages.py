@@ -92,21 +92,32 @@ DATA_LENGTH_TAGS = frozenset({
     42947})
 
 
+# str -> int for the tags a message usually carries: a dict look-up is cheaper than parsing each tag.
+_TAG_NUMBERS = {str(t): t for t in range(1, 6000)}
+
+
 def to_dict(msg: fix.Message) -> dict[int, str]:
     """Every field of a message as {tag: value}; repeating groups collapse (fine for execution reports and
     the order fields the gateway reads). One SWIG crossing: reading a dozen fields one getField at a time
     costs 2.5x as much (22 us against 8.6 us for an execution report, measured), each call releasing and
     retaking the GIL, and each absent field raising a C++ exception."""
-    text = msg.toString()
-    out: dict[int, str] = {}
-    for part in text.split("\x01"):
-        if part:
-            tag, _, value = part.partition("=")
-            t = int(tag)
-            if t in DATA_LENGTH_TAGS:
-                return dict(field_pairs(text))
-            out[t] = value
-    return out
+    return text_to_dict(msg.toString())
+
+
+def text_to_dict(text: str) -> dict[int, str]:
+    """to_dict() of a message's text. The usual message is split in C, not field by field in Python (40 % of
+    the time for an execution report): that needs one '=' per field, every tag in _TAG_NUMBERS and no data
+    field; anything else is read field by field."""
+    parts = text[:-1].replace("\x01", "=").split("=")
+    if len(parts) == 2 * text.count("\x01") and text[-1:] == "\x01":
+        try:
+            out = dict(zip(map(_TAG_NUMBERS.__getitem__, parts[::2]), parts[1::2]))
+        except KeyError:
+            pass
+        else:
+            if DATA_LENGTH_TAGS.isdisjoint(out):
+                return out
+    return dict(field_pairs(text))
 
 
 def field_pairs(text: str) -> list[tuple[int, str]]:
