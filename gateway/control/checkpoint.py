@@ -194,8 +194,8 @@ def _risk_stage(risk_cfg: RiskConfig | None, sessions: list[str], ledger: Ledger
 def make(cfg: GatewayConfig) -> Checkpoint | None:
     """Bring the checkpoint up to the end of the event log: resume from the last one, replay what follows,
     write it. Returns the new checkpoint (None when there was nothing new to add)."""
+    from gateway.recon.feed import gateway_record, reconciliation_off_reason
     from gateway.recon.store import ReconStore
-    from gateway.recon.feed import reconciliation_off_reason
     from gateway.service import client_sessions, load_risk
 
     state = cfg.state_dir
@@ -225,8 +225,10 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
             store = ReconStore(state / "recon.sqlite")
             try:
                 for n, ev in enumerate(events):
-                    if (isinstance(ev, Execution) and ev.is_fill
-                            and not store.has_fill("gateway", ev.exec_id, ev.exec_type) and _storable(ev)):
+                    # A fill the reconciliation refuses is never stored: it must not hold every later
+                    # checkpoint back.
+                    if (isinstance(ev, Execution) and ev.is_fill and (rec := gateway_record(ev)) is not None
+                            and not store.has_fill(rec)):
                         if n == 0:
                             return None
                         events, lines = events[:n], lines[:n]
@@ -238,19 +240,6 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
     cp = Checkpoint(end, events[-1].q, ledger, risk.snapshot() if risk is not None else None)
     write(state, fp, first_line, lines[-1] + b"\n", cp)
     return cp
-
-
-def _storable(ev: Execution) -> bool:
-    """Whether the reconciliation would take this fill: one it refuses (logged as `recon_unusable_fill`) will
-    never be in its store, and must not hold every later checkpoint back."""
-    from gateway.recon.model import from_fix
-    from gateway.recon.feed import arrived_ns, fill_tags
-
-    try:
-        from_fix(fill_tags(ev), "gateway", time.time_ns(), arrived_ns(ev))
-    except ValueError:
-        return False
-    return True
 
 
 def main() -> int:

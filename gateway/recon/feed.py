@@ -19,7 +19,7 @@ from gateway.events.batching import Follower
 from gateway.events.schema import FILL_EXEC_TYPES, Execution
 from gateway.recon import ReconService, UnknownFill, UnknownFillCovered
 from gateway.recon.events import Event
-from gateway.recon.model import FillRecord
+from gateway.recon.model import FillRecord, from_fix
 
 if TYPE_CHECKING:
     from config.settings import GatewayConfig
@@ -102,7 +102,8 @@ class ReconFeed(Follower):
         if not self.enabled:
             return n
         for ev in fills:
-            if not self.service.store.has_fill("gateway", ev.exec_id, ev.exec_type):
+            rec = gateway_record(ev)
+            if rec is None or not self.service.store.has_fill(rec):  # one it refuses is logged as such
                 self._handle(self.service.on_gateway_message(fill_tags(ev), arrived_ns(ev)), mirror=False)
                 n += 1
         return n
@@ -188,6 +189,15 @@ class ReconFeed(Follower):
 
     def stop(self) -> None:
         self._stop_thread()
+
+
+def gateway_record(ev: Execution) -> FillRecord | None:
+    """The reconciliation's record of a gateway fill in the event log (its trading day as the live feed
+    dates it), or None for one the reconciliation refuses (`recon_unusable_fill`): it is never stored."""
+    try:
+        return from_fix(fill_tags(ev), "gateway", time.time_ns(), arrived_ns(ev))
+    except ValueError:
+        return None
 
 
 def arrived_ns(ev: Execution) -> int | None:

@@ -128,7 +128,7 @@ class ReconService:
         """A trading day ended: every day in memory forgets its settled pairs (they stay in the store, marked
         so that a restart does not load them again). Returns the pairs forgotten."""
         with self._lock:
-            gone = [k for day in self._days.values() for k in day.evict_settled()]
+            gone = [(*k, d) for d, day in self._days.items() for k in day.evict_settled()]
             self.store.mark_settled(gone)
             return len(gone) // 2
 

@@ -31,14 +31,16 @@ CREATE TABLE IF NOT EXISTS fills (
     last_qty REAL NOT NULL, last_px REAL NOT NULL,
     exec_ref_id TEXT, transact_time TEXT NOT NULL,
     received_ns INTEGER NOT NULL, trade_date TEXT NOT NULL, poss_dup INTEGER NOT NULL,
-    UNIQUE (source, exec_id, exec_type, occurrence)
+    -- FIX promises an ExecID unique within a trading day (or a multi-day order's life), so a venue may use
+    -- one again on another day: the day is part of what makes a fill itself.
+    UNIQUE (source, exec_id, exec_type, trade_date, occurrence)
 );
 CREATE INDEX IF NOT EXISTS fills_day ON fills (trade_date, received_ns, id);
 -- Fills matched on both sides and forgotten by the live reconciler at a trading-day rollover: a restart does
 -- not load them back into memory (reports, recomputed from all fills, still include them).
 CREATE TABLE IF NOT EXISTS settled (
-    source TEXT NOT NULL, exec_id TEXT NOT NULL, exec_type TEXT NOT NULL,
-    PRIMARY KEY (source, exec_id, exec_type)
+    source TEXT NOT NULL, exec_id TEXT NOT NULL, exec_type TEXT NOT NULL, trade_date TEXT NOT NULL,
+    PRIMARY KEY (source, exec_id, exec_type, trade_date)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS breaks (
     trade_date TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
@@ -49,22 +51,38 @@ CREATE TABLE IF NOT EXISTS breaks (
     PRIMARY KEY (trade_date, id)
 );
 """
+_SCHEMA_VERSION = 1  # PRAGMA user_version; 0: before the trading day joined the keys of fills and settled
+# Version 0 to 1: the two tables rebuilt with the day in their keys. A settled pair takes the day of its stored
+# fill. Rows stored as DUPLICATE (occurrence > 0) keep that: history is not rewritten.
+_MIGRATE_0_TO_1 = """
+CREATE TABLE IF NOT EXISTS settled (source TEXT NOT NULL, exec_id TEXT NOT NULL, exec_type TEXT NOT NULL);
+ALTER TABLE fills RENAME TO fills_v0;
+ALTER TABLE settled RENAME TO settled_v0;
+DROP INDEX IF EXISTS fills_day;
+{schema}
+INSERT INTO fills SELECT * FROM fills_v0;
+INSERT OR IGNORE INTO settled SELECT s.source, s.exec_id, s.exec_type, f.trade_date FROM settled_v0 s
+    JOIN fills f ON f.source = s.source AND f.exec_id = s.exec_id AND f.exec_type = s.exec_type
+    AND f.occurrence = 0;
+DROP TABLE fills_v0;
+DROP TABLE settled_v0;
+"""
 _FILL_COLS = ("source", "exec_id", "order_id", "cl_ord_id", "orig_cl_ord_id", "account", "symbol", "side",
               "last_qty", "last_px", "exec_type", "exec_ref_id", "transact_time", "received_ns", "trade_date",
               "poss_dup")
 _FIND_FILL = (f"SELECT {', '.join(_FILL_COLS)} FROM fills WHERE source=? AND exec_id=? AND exec_type=? "
-              "AND occurrence=0")
-_LAST_OCCURRENCE = "SELECT MAX(occurrence) FROM fills WHERE source=? AND exec_id=? AND exec_type=?"
+              "AND trade_date=? AND occurrence=0")
+_LAST_OCCURRENCE = "SELECT MAX(occurrence) FROM fills WHERE source=? AND exec_id=? AND exec_type=? AND trade_date=?"
 _INSERT_FILL = (f"INSERT INTO fills ({', '.join(_FILL_COLS)}, occurrence) "
                 f"VALUES ({', '.join('?' * (len(_FILL_COLS) + 1))})")
 # The first of its key, or nothing when a row of occurrence 0 is there: exactly what the SELECT above asks, in
 # the same statement as the write (other constraints, NOT NULL and CHECK, still raise).
-_INSERT_FIRST = _INSERT_FILL + " ON CONFLICT (source, exec_id, exec_type, occurrence) DO NOTHING"
+_INSERT_FIRST = _INSERT_FILL + " ON CONFLICT (source, exec_id, exec_type, trade_date, occurrence) DO NOTHING"
 _POSS_DUP = _FILL_COLS.index("poss_dup")
 
 
 class AddResult(str, enum.Enum):
-    NEW = "NEW"              # first message with this (source, ExecID, ExecType)
+    NEW = "NEW"              # first message with this (source, ExecID, ExecType, trade date)
     RESEND = "RESEND"        # flagged PossDup/PossResend and identical: ignored, nothing stored
     DUPLICATE = "DUPLICATE"  # a second message asserting the same ExecID: stored, reconciler raises a break
 
@@ -78,8 +96,28 @@ class ReconStore:
         # NORMAL in WAL mode: a commit survives a crash of the process (as the event log does); only a power
         # loss may take the last ones. FULL would put a disk flush on every fill of both sources.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._create_or_migrate()
         self._batch = False  # inside batch(): writes join its transaction (savepoints instead of their own)
+
+    def _create_or_migrate(self) -> None:
+        """Create the tables, or bring an older store's up to this schema. In one transaction, the version read
+        inside it: a crash leaves the old tables or the new ones, and a second process opening the store
+        meanwhile (the checkpoint writer) waits and then finds it done."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version > _SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: reconciliation store of schema version {version}, newer than "
+                                   f"this gateway's {_SCHEMA_VERSION}: run the newer gateway, or restore the store")
+            old = version < _SCHEMA_VERSION and self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='fills'").fetchone() is not None
+            for sql in _statements(_MIGRATE_0_TO_1.format(schema=_SCHEMA) if old else _SCHEMA):
+                self._db.execute(sql)
+            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -146,7 +184,7 @@ class ReconStore:
         values[_POSS_DUP] = int(rec.poss_dup)
         if self._db.execute(_INSERT_FIRST, (*values, 0)).rowcount == 1:
             return AddResult.NEW
-        key = (rec.source, rec.exec_id, rec.exec_type)
+        key = (rec.source, rec.exec_id, rec.exec_type, rec.trade_date)
         row = self._db.execute(_FIND_FILL, key).fetchone()
         if rec.poss_dup and rec.same_economics(_fill(row)):
             return AddResult.RESEND
@@ -154,16 +192,18 @@ class ReconStore:
         self._db.execute(_INSERT_FILL, (*values, last + 1))
         return AddResult.DUPLICATE
 
-    def has_fill(self, source: str, exec_id: str, exec_type: str) -> bool:
+    def has_fill(self, rec: FillRecord) -> bool:
+        """Whether a fill with this record's source, ExecID, ExecType and trading day is stored."""
         with self._lock:
-            return self._db.execute("SELECT 1 FROM fills WHERE source=? AND exec_id=? AND exec_type=? LIMIT 1",
-                                    (source, exec_id, exec_type)).fetchone() is not None
+            return self._db.execute(
+                "SELECT 1 FROM fills WHERE source=? AND exec_id=? AND exec_type=? AND trade_date=? LIMIT 1",
+                (rec.source, rec.exec_id, rec.exec_type, rec.trade_date)).fetchone() is not None
 
     def load_day(self, trade_date: str, unsettled_only: bool = False) -> tuple[list[FillRecord], list[FillRecord]]:
         """(gateway_fills, dropcopy_fills) of one trading day, each in receive order; `unsettled_only`: without
         the pairs a rollover marked settled (what the live reconciler still needs in memory)."""
         skip = (" AND NOT EXISTS (SELECT 1 FROM settled s WHERE s.source = f.source AND s.exec_id = f.exec_id"
-                " AND s.exec_type = f.exec_type)") if unsettled_only else ""
+                " AND s.exec_type = f.exec_type AND s.trade_date = f.trade_date)") if unsettled_only else ""
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {', '.join(_FILL_COLS)} FROM fills f WHERE trade_date=?{skip} ORDER BY received_ns, id",
@@ -171,14 +211,14 @@ class ReconStore:
         fills = [_fill(r) for r in rows]
         return [f for f in fills if f.source == "gateway"], [f for f in fills if f.source == "dropcopy"]
 
-    def mark_settled(self, keys: list[tuple[str, str, str]]) -> None:
-        """(source, exec_id, exec_type) of pairs the live reconciler forgot."""
+    def mark_settled(self, keys: list[tuple[str, str, str, str]]) -> None:
+        """(source, exec_id, exec_type, trade_date) of pairs the live reconciler forgot."""
         if not keys:
             return
         with self._lock:
             commit, undo = self._begin("settled")
             try:
-                self._db.executemany("INSERT OR IGNORE INTO settled VALUES (?, ?, ?)", keys)
+                self._db.executemany("INSERT OR IGNORE INTO settled VALUES (?, ?, ?, ?)", keys)
                 self._db.execute(commit)
             except BaseException:
                 for sql in undo:
@@ -201,7 +241,8 @@ class ReconStore:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT {cols} FROM breaks b JOIN fills f ON f.source='dropcopy' AND f.exec_id=b.exec_id "
-                "AND f.occurrence=0 AND b.id = b.type || ':' || f.exec_id || ':' || f.exec_type "
+                "AND f.trade_date=b.trade_date AND f.occurrence=0 "
+                "AND b.id = b.type || ':' || f.exec_id || ':' || f.exec_type "
                 "WHERE b.type=? AND b.status=? ORDER BY f.id",
                 (BreakType.UNKNOWN_TO_GATEWAY.value, BreakStatus.OPEN.value)).fetchall()
         return [_fill(r) for r in rows]
@@ -236,6 +277,20 @@ class ReconStore:
         return [Break(id=r[1], type=BreakType(r[2]), status=BreakStatus(r[3]), trade_date=r[0], exec_id=r[4],
                       order_id=r[5], cl_ord_id=r[6], account=r[7], symbol=r[8], gateway=_view(r[9]),
                       dropcopy=_view(r[10]), detected_ns=r[11], resolved_ns=r[12], note=r[13]) for r in rows]
+
+
+def _statements(script: str) -> list[str]:
+    """A script's statements one by one (executescript would commit the transaction they must share); a ';'
+    inside a comment does not end one."""
+    out, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending)
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement: {pending!r}")
+    return out
 
 
 def _fill(row: tuple) -> FillRecord:

@@ -215,3 +215,24 @@ def test_a_restart_replays_only_the_days_that_need_it(tmp_path: Path) -> None:
     # a day left out loads from the store when it is asked for, matches intact
     report = after.report("20260301", clock.now)
     assert (report.matched, report.open_breaks) == (1, 0)
+
+
+def test_an_exec_id_of_a_settled_day_used_again_the_next_day_is_reconciled_across_a_restart(tmp_path: Path) -> None:
+    # A venue that numbers its ExecIDs afresh each day: day 1's E1 matched and settled at the rollover; day
+    # 2's E1 reached the gateway, its drop copy never came, and the gateway restarted before grace ran out.
+    day2, ns2 = "20261128", T0 + 86_400 * SEC
+    clock = Clock(T0)
+    service = ReconService(ReconStore(tmp_path / "recon.db"), GRACE, clock=clock)
+    e1 = fill("gateway", "E1", 0)
+    service.add_fill(e1)
+    service.add_fill(replace(e1, source="dropcopy", received_ns=T0 + 5 * MS))
+    assert service.new_trading_day() == 1
+    clock.now = ns2
+    service.add_fill(replace(e1, trade_date=day2, received_ns=ns2, transact_time=f"{day2}-14:00:00.000"))
+    service.store.close()
+
+    after = ReconService(ReconStore(tmp_path / "recon.db"), GRACE, clock=Clock(ns2 + GRACE + SEC))
+    fresh = after.rebuild([day2])
+    assert [e.brk.id for e in fresh if isinstance(e, BreakOpened)] == ["MISSING_FROM_DROPCOPY:E1:F"]
+    assert [b.trade_date for b in after.store.load_breaks(day2)] == [day2]
+    assert after.store.load_breaks(DAY) == []

@@ -109,7 +109,7 @@ def test_a_batch_commits_once_and_a_failed_fill_inside_it_loses_only_itself(tmp_
             else:
                 raise AssertionError("a fill without ExecID was stored")
             assert store.add_fill(e2) is AddResult.NEW  # the batch goes on after the failed fill
-            store.mark_settled([("gateway", "E1", "F")])
+            store.mark_settled([("gateway", "E1", "F", DAY)])
             assert other.execute("SELECT COUNT(*) FROM fills").fetchone() == (0,)
         assert other.execute("SELECT COUNT(*) FROM fills").fetchone() == (2,)
         assert other.execute("SELECT COUNT(*) FROM settled").fetchone() == (1,)
@@ -126,3 +126,80 @@ def test_a_batch_that_raises_stores_nothing(tmp_path: Path) -> None:
             pass
         assert store.load_day(DAY) == ([], [])
         assert store.add_fill(fill("gateway", "E1", 0)) is AddResult.NEW  # and the store still takes fills
+
+
+def test_an_exec_id_used_again_on_another_day_is_a_new_fill_there(tmp_path: Path) -> None:
+    # FIX promises an ExecID unique within a trading day: a venue numbering them afresh each day is within
+    # its rights, and a later day's fill must not be taken for a duplicate (or, flagged, for a resend).
+    day1 = fill("dropcopy", "E1", 0)
+    day2 = replace(day1, trade_date="20261130", received_ns=T0 + 86_400_000_000_000, poss_dup=True)
+    with ReconStore(tmp_path / "recon.db") as store:
+        assert store.add_fill(day1) is AddResult.NEW
+        assert store.add_fill(day2) is AddResult.NEW
+        assert store.add_fill(replace(day2, poss_dup=False)) is AddResult.DUPLICATE  # the same day still is one
+        assert store.has_fill(day1) and store.has_fill(day2)
+        assert not store.has_fill(replace(day1, trade_date="20261201"))
+        store.mark_settled([("dropcopy", "E1", "F", DAY)])  # day 1's pair forgotten at its rollover
+        assert store.load_day(DAY, unsettled_only=True) == ([], [])
+        assert store.load_day("20261130", unsettled_only=True)[1] == [day2, replace(day2, poss_dup=False)]
+
+
+_V0_SCHEMA = """
+CREATE TABLE fills (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL CHECK (source IN ('gateway', 'dropcopy')),
+    exec_id TEXT NOT NULL, exec_type TEXT NOT NULL, occurrence INTEGER NOT NULL,
+    order_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, orig_cl_ord_id TEXT,
+    account TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    last_qty REAL NOT NULL, last_px REAL NOT NULL,
+    exec_ref_id TEXT, transact_time TEXT NOT NULL,
+    received_ns INTEGER NOT NULL, trade_date TEXT NOT NULL, poss_dup INTEGER NOT NULL,
+    UNIQUE (source, exec_id, exec_type, occurrence)
+);
+CREATE INDEX fills_day ON fills (trade_date, received_ns, id);
+CREATE TABLE settled (source TEXT NOT NULL, exec_id TEXT NOT NULL, exec_type TEXT NOT NULL,
+    PRIMARY KEY (source, exec_id, exec_type)) WITHOUT ROWID;
+CREATE TABLE breaks (
+    trade_date TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+    exec_id TEXT NOT NULL, order_id TEXT NOT NULL, cl_ord_id TEXT NOT NULL, account TEXT NOT NULL,
+    symbol TEXT NOT NULL, gateway TEXT, dropcopy TEXT, detected_ns INTEGER NOT NULL, resolved_ns INTEGER,
+    note TEXT NOT NULL, PRIMARY KEY (trade_date, id)
+);
+"""
+
+
+def test_a_store_of_the_earlier_schema_is_brought_up_to_date_keeping_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "recon.db"
+    db = sqlite3.connect(path)
+    db.executescript(_V0_SCHEMA)
+    old = [fill("gateway", "E1", 0), fill("dropcopy", "E1", 1), fill("gateway", "E2", 2)]
+    for n, rec in enumerate(old):
+        db.execute("INSERT INTO fills (source, exec_id, exec_type, occurrence, order_id, cl_ord_id, orig_cl_ord_id, "
+                   "account, symbol, side, last_qty, last_px, exec_ref_id, transact_time, received_ns, trade_date, "
+                   "poss_dup) VALUES (?,?,?,0,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (rec.source, rec.exec_id, rec.exec_type, rec.order_id, rec.cl_ord_id, rec.orig_cl_ord_id,
+                    rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, rec.exec_ref_id,
+                    rec.transact_time, rec.received_ns, rec.trade_date, int(rec.poss_dup)))
+    db.execute("INSERT INTO settled VALUES ('gateway', 'E1', 'F'), ('dropcopy', 'E1', 'F')")
+    db.commit()
+    db.close()
+    with ReconStore(path) as store:
+        assert store.load_day(DAY) == ([old[0], old[2]], [old[1]])
+        assert store.load_day(DAY, unsettled_only=True) == ([old[2]], [])  # settled pairs stay settled
+        assert store.add_fill(replace(old[0], trade_date="20261130")) is AddResult.NEW  # the new key in force
+        assert store.add_fill(replace(old[2], received_ns=T0 + 5)) is AddResult.DUPLICATE
+    with ReconStore(path) as store:  # opening a migrated store again changes nothing
+        assert len(store.load_day(DAY)[0]) == 3 and store.trade_dates() == [DAY, "20261130"]
+    (version,) = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()
+    assert version == 1
+
+
+def test_a_store_of_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "recon.db"
+    sqlite3.connect(path).execute("PRAGMA user_version = 7")
+    try:
+        ReconStore(path)
+    except RuntimeError as e:
+        assert "schema version 7" in str(e) and str(path) in str(e)
+    else:
+        raise AssertionError("a store of a newer schema was opened")
