@@ -195,7 +195,7 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
     """Bring the checkpoint up to the end of the event log: resume from the last one, replay what follows,
     write it. Returns the new checkpoint (None when there was nothing new to add)."""
     from gateway.recon.feed import gateway_record, reconciliation_off_reason
-    from gateway.recon.store import ReconStore
+    from gateway.recon.store import ReconStore, StoreVersionError
     from gateway.service import client_sessions, load_risk
 
     state = cfg.state_dir
@@ -222,7 +222,11 @@ def make(cfg: GatewayConfig) -> Checkpoint | None:
         # Only what the reconciliation store already holds: its writer runs behind the log, and a start
         # catches the reconciliation up from the checkpoint on.
         if reconciliation_off_reason(cfg) is None and (state / "recon.sqlite").exists():
-            store = ReconStore(state / "recon.sqlite")
+            try:
+                store = ReconStore(state / "recon.sqlite", migrate=False)  # only the gateway changes its schema
+            except StoreVersionError as e:
+                log.warning("no checkpoint: the reconciliation store is not this code's", extra={"reason": str(e)})
+                return None
             try:
                 for n, ev in enumerate(events):
                     # A fill the reconciliation refuses is never stored: it must not hold every later

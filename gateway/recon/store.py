@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
 from gateway.recon.model import Break, BreakStatus, BreakType, FillRecord, FillView, Source
+
+log = logging.getLogger("fixgw.recon")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS fills (
@@ -52,18 +56,27 @@ CREATE TABLE IF NOT EXISTS breaks (
 );
 """
 _SCHEMA_VERSION = 1  # PRAGMA user_version; 0: before the trading day joined the keys of fills and settled
-# Version 0 to 1: the two tables rebuilt with the day in their keys. A settled pair takes the day of its stored
-# fill. Rows stored as DUPLICATE (occurrence > 0) keep that: history is not rewritten.
-_MIGRATE_0_TO_1 = """
+_V0_COLS = ("source, exec_id, exec_type, {occurrence}, order_id, cl_ord_id, orig_cl_ord_id, account, symbol, side, "
+            "last_qty, last_px, exec_ref_id, transact_time, received_ns, trade_date, poss_dup")
+# Version 0 to 1: both tables rebuilt with the day in their keys. A later day's use of an ExecID was stored as
+# the key's next occurrence: it becomes that day's occurrence 0 (same-day duplicates keep theirs). A settled
+# pair takes the day of the fill it was settled with, its occurrence 0 in the old table. Row ids and the
+# AUTOINCREMENT sequence are kept.
+_MIGRATE_0_TO_1 = f"""
 CREATE TABLE IF NOT EXISTS settled (source TEXT NOT NULL, exec_id TEXT NOT NULL, exec_type TEXT NOT NULL);
 ALTER TABLE fills RENAME TO fills_v0;
 ALTER TABLE settled RENAME TO settled_v0;
 DROP INDEX IF EXISTS fills_day;
-{schema}
-INSERT INTO fills SELECT * FROM fills_v0;
+@SCHEMA@
+INSERT INTO fills (id, {_V0_COLS.format(occurrence="occurrence")})
+    SELECT id, {_V0_COLS.format(occurrence="ROW_NUMBER() OVER (PARTITION BY source, exec_id, exec_type, trade_date "
+                                           "ORDER BY occurrence) - 1")}
+    FROM fills_v0;
 INSERT OR IGNORE INTO settled SELECT s.source, s.exec_id, s.exec_type, f.trade_date FROM settled_v0 s
-    JOIN fills f ON f.source = s.source AND f.exec_id = s.exec_id AND f.exec_type = s.exec_type
+    JOIN fills_v0 f ON f.source = s.source AND f.exec_id = s.exec_id AND f.exec_type = s.exec_type
     AND f.occurrence = 0;
+DELETE FROM sqlite_sequence WHERE name = 'fills';
+INSERT INTO sqlite_sequence (name, seq) SELECT 'fills', seq FROM sqlite_sequence WHERE name = 'fills_v0';
 DROP TABLE fills_v0;
 DROP TABLE settled_v0;
 """
@@ -81,6 +94,10 @@ _INSERT_FIRST = _INSERT_FILL + " ON CONFLICT (source, exec_id, exec_type, trade_
 _POSS_DUP = _FILL_COLS.index("poss_dup")
 
 
+class StoreVersionError(RuntimeError):
+    """The store's schema is not this code's, and this process may not change it."""
+
+
 class AddResult(str, enum.Enum):
     NEW = "NEW"              # first message with this (source, ExecID, ExecType, trade date)
     RESEND = "RESEND"        # flagged PossDup/PossResend and identical: ignored, nothing stored
@@ -88,36 +105,59 @@ class AddResult(str, enum.Enum):
 
 
 class ReconStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, migrate: bool = True) -> None:
+        """Open (or create) the store. An older schema is brought up to date unless `migrate` is False, for a
+        process other than the gateway (the checkpoint writer): that raises StoreVersionError instead."""
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            self._open(migrate)
+        except BaseException:
+            self._db.close()
+            raise
+        self._batch = False  # inside batch(): writes join its transaction (savepoints instead of their own)
+
+    def _open(self, migrate: bool) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > _SCHEMA_VERSION:  # refused before anything is written to it
+            raise StoreVersionError(f"{self.path}: reconciliation store of schema version {version}, newer than "
+                                    f"this gateway's {_SCHEMA_VERSION}: run the newer gateway, or restore the store")
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a commit survives a crash of the process (as the event log does); only a power
         # loss may take the last ones. FULL would put a disk flush on every fill of both sources.
         self._db.execute("PRAGMA synchronous=NORMAL")
+        if version == _SCHEMA_VERSION:
+            return
+        if not migrate:
+            raise StoreVersionError(f"{self.path}: reconciliation store of schema version {version}; the gateway "
+                                    f"brings it to version {_SCHEMA_VERSION} when it starts")
         self._create_or_migrate()
-        self._batch = False  # inside batch(): writes join its transaction (savepoints instead of their own)
 
     def _create_or_migrate(self) -> None:
-        """Create the tables, or bring an older store's up to this schema. In one transaction, the version read
-        inside it: a crash leaves the old tables or the new ones, and a second process opening the store
-        meanwhile (the checkpoint writer) waits and then finds it done."""
+        """Create the tables, or bring an older store's up to this schema, in one transaction: a crash leaves
+        the old tables or the new ones. The version is read again inside it, in case another process did it."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             (version,) = self._db.execute("PRAGMA user_version").fetchone()
-            if version > _SCHEMA_VERSION:
-                raise RuntimeError(f"{self.path}: reconciliation store of schema version {version}, newer than "
-                                   f"this gateway's {_SCHEMA_VERSION}: run the newer gateway, or restore the store")
             old = version < _SCHEMA_VERSION and self._db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='fills'").fetchone() is not None
-            for sql in _statements(_MIGRATE_0_TO_1.format(schema=_SCHEMA) if old else _SCHEMA):
-                self._db.execute(sql)
-            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            t0 = time.monotonic()
+            if old:
+                log.warning("reconciliation store: bringing schema version %d to %d (one transaction)",
+                            version, _SCHEMA_VERSION, extra={"path": str(self.path)})
+            if version < _SCHEMA_VERSION:
+                for sql in _statements(_MIGRATE_0_TO_1.replace("@SCHEMA@", _SCHEMA) if old else _SCHEMA):
+                    self._db.execute(sql)
+                self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back already (a full disk)
+                self._db.execute("ROLLBACK")
             raise
+        if old:
+            log.warning("reconciliation store: now schema version %d", _SCHEMA_VERSION,
+                        extra={"path": str(self.path), "seconds": round(time.monotonic() - t0, 3)})
 
     @contextmanager
     def batch(self) -> Iterator[None]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from gateway.recon.matcher import Reconciler, match_all
 from gateway.recon.model import BreakStatus
-from gateway.recon.store import AddResult, ReconStore
+from gateway.recon.model import FillRecord
+from gateway.recon.store import AddResult, ReconStore, StoreVersionError
 from recon_testlib import DAY, GRACE, T0, clean_day, fill
 
 
@@ -168,38 +169,87 @@ CREATE TABLE breaks (
 """
 
 
-def test_a_store_of_the_earlier_schema_is_brought_up_to_date_keeping_every_row(tmp_path: Path) -> None:
-    path = tmp_path / "recon.db"
+def _v0_store(path: Path, rows: list[tuple[FillRecord, int]], settled: list[tuple[str, str, str]] | None) -> None:
+    """A store as the gateway kept it before schema version 1; `settled` None: one from before that table."""
     db = sqlite3.connect(path)
-    db.executescript(_V0_SCHEMA)
-    old = [fill("gateway", "E1", 0), fill("dropcopy", "E1", 1), fill("gateway", "E2", 2)]
-    for n, rec in enumerate(old):
+    db.executescript(_V0_SCHEMA if settled is not None else _V0_SCHEMA.replace("TABLE settled", "TABLE x"))
+    for rec, occurrence in rows:
         db.execute("INSERT INTO fills (source, exec_id, exec_type, occurrence, order_id, cl_ord_id, orig_cl_ord_id, "
                    "account, symbol, side, last_qty, last_px, exec_ref_id, transact_time, received_ns, trade_date, "
-                   "poss_dup) VALUES (?,?,?,0,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   (rec.source, rec.exec_id, rec.exec_type, rec.order_id, rec.cl_ord_id, rec.orig_cl_ord_id,
-                    rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, rec.exec_ref_id,
+                   "poss_dup) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   (rec.source, rec.exec_id, rec.exec_type, occurrence, rec.order_id, rec.cl_ord_id,
+                    rec.orig_cl_ord_id, rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, rec.exec_ref_id,
                     rec.transact_time, rec.received_ns, rec.trade_date, int(rec.poss_dup)))
-    db.execute("INSERT INTO settled VALUES ('gateway', 'E1', 'F'), ('dropcopy', 'E1', 'F')")
+    if settled is not None:
+        db.executemany("INSERT INTO settled VALUES (?, ?, ?)", settled)
+    db.commit()
+    db.close()
+
+
+def test_a_store_of_the_earlier_schema_is_brought_up_to_date_keeping_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "recon.db"
+    day2 = "20261130"
+    e1, dc1, e2 = fill("gateway", "E1", 0), fill("dropcopy", "E1", 1), fill("gateway", "E2", 2)
+    e1_day2 = replace(e1, trade_date=day2, received_ns=T0 + 86_400_000_000_000)  # stored as a DUPLICATE then
+    dup = replace(e2, received_ns=T0 + 3_000_000)  # a same-day duplicate stays one
+    gone = replace(e2, exec_id="E9", received_ns=T0 + 4_000_000)
+    _v0_store(path, [(e1, 0), (dc1, 0), (e2, 0), (e1_day2, 1), (dup, 1), (gone, 0)],
+              [("gateway", "E1", "F"), ("dropcopy", "E1", "F")])
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM fills WHERE exec_id = 'E9'")  # the highest id: a new row must not take it again
     db.commit()
     db.close()
     with ReconStore(path) as store:
-        assert store.load_day(DAY) == ([old[0], old[2]], [old[1]])
-        assert store.load_day(DAY, unsettled_only=True) == ([old[2]], [])  # settled pairs stay settled
-        assert store.add_fill(replace(old[0], trade_date="20261130")) is AddResult.NEW  # the new key in force
-        assert store.add_fill(replace(old[2], received_ns=T0 + 5)) is AddResult.DUPLICATE
+        assert store.load_day(DAY) == ([e1, e2, dup], [dc1])
+        assert store.load_day(DAY, unsettled_only=True) == ([e2, dup], [])  # day 1's settled pair stays settled
+        assert store.load_day(day2, unsettled_only=True) == ([e1_day2], [])  # and no longer hides day 2's E1
+        rows = store._db.execute("SELECT id, exec_id, trade_date, occurrence FROM fills ORDER BY id").fetchall()
+        assert rows == [(1, "E1", DAY, 0), (2, "E1", DAY, 0), (3, "E2", DAY, 0), (4, "E1", day2, 0), (5, "E2", DAY, 1)]
+        assert store._db.execute("SELECT seq FROM sqlite_sequence WHERE name='fills'").fetchone() == (6,)
+        assert store.add_fill(replace(e1_day2, poss_dup=True)) is AddResult.RESEND  # day 2's E1 is its first
+        assert store.add_fill(replace(e2, received_ns=T0 + 5)) is AddResult.DUPLICATE
+        assert store._db.execute("SELECT MIN(id) FROM fills WHERE id > 5").fetchone()[0] > 6
+        assert store._db.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name='fills_day' "
+                                 "AND tbl_name='fills'").fetchone() == (1,)
     with ReconStore(path) as store:  # opening a migrated store again changes nothing
-        assert len(store.load_day(DAY)[0]) == 3 and store.trade_dates() == [DAY, "20261130"]
+        assert len(store.load_day(DAY)[0]) == 4 and store.trade_dates() == [DAY, day2]
     (version,) = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()
     assert version == 1
 
 
-def test_a_store_of_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+def test_a_store_from_before_the_settled_table_is_brought_up_to_date(tmp_path: Path) -> None:
     path = tmp_path / "recon.db"
-    sqlite3.connect(path).execute("PRAGMA user_version = 7")
-    try:
-        ReconStore(path)
-    except RuntimeError as e:
-        assert "schema version 7" in str(e) and str(path) in str(e)
+    _v0_store(path, [(fill("gateway", "E1", 0), 0)], None)
+    with ReconStore(path) as store:
+        assert store.load_day(DAY, unsettled_only=True) == ([fill("gateway", "E1", 0)], [])
+        store.mark_settled([("gateway", "E1", "F", DAY)])
+        assert store.load_day(DAY, unsettled_only=True) == ([], [])
+
+
+def test_only_the_gateway_changes_the_schema_and_a_newer_one_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "recon.db"
+    _v0_store(path, [(fill("gateway", "E1", 0), 0)], [])
+    try:  # the checkpoint writer, perhaps newer code than the running gateway: it must leave the store alone
+        ReconStore(path, migrate=False)
+    except StoreVersionError as e:
+        assert "schema version 0" in str(e)
     else:
-        raise AssertionError("a store of a newer schema was opened")
+        raise AssertionError("a process other than the gateway opened an older store")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (0,)
+    assert "occurrence)" in db.execute("SELECT sql FROM sqlite_master WHERE name='fills'").fetchone()[0]
+    db.close()
+
+    newer = tmp_path / "newer.db"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 7")
+    for migrate in (True, False):
+        try:
+            ReconStore(newer, migrate=migrate)
+        except StoreVersionError as e:
+            assert "schema version 7" in str(e) and str(newer) in str(e)
+        else:
+            raise AssertionError("a store of a newer schema was opened")
+    db = sqlite3.connect(newer)
+    assert db.execute("PRAGMA user_version").fetchone() == (7,)
+    assert db.execute("PRAGMA journal_mode").fetchone() == ("delete",)  # not even switched to WAL
+    assert db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone() == (0,)
