@@ -190,6 +190,7 @@ class VenueSim:
     def __post_init__(self) -> None:
         boot = format(time.time_ns() // 1_000_000, "x").upper()
         self._order_ids = (f"V{boot}-{n}" for n in itertools.count(1))
+        self._boot = boot
         self._exec_ids = (f"E{boot}-{n}" for n in itertools.count(1))
         self._acceptor: fix.ThreadedSocketAcceptor | None = None
         self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
@@ -415,6 +416,12 @@ class VenueSim:
             self._report(o, "I", text="unknown order", rej_reason=5)
             return
         self._report(o, "I")
+
+    def number_exec_ids_afresh(self) -> None:
+        """Start ExecIDs at 1 again, as a venue does whose ExecIDs are unique only within a trading day (FIX
+        allows it) when its new day begins."""
+        with self.lock:
+            self._exec_ids = (f"E{self._boot}-{n}" for n in itertools.count(1))
 
     def fill_open(self, cl_ord_id: str, qty: float | None = None) -> None:
         """Fill a resting order now (tests and the demo use it to make fills happen on cue)."""

@@ -157,6 +157,31 @@ def test_a_gtc_order_survives_the_rollover_and_its_later_fill_lands_on_the_posit
     assert not gw.router.ledger.open
 
 
+def test_a_venue_using_a_carried_orders_exec_id_again_for_another_order_moves_the_position(running) -> None:
+    # FIX makes an ExecID unique within a trading day or a multi-day order's life: on its new day a venue may
+    # number them from 1 again, and one of the new day's fills then bears a carried GTC order's ExecID.
+    gw, sim = running.gw, running.sim
+    c = running.client()
+    c.new_order("G1", "ACC1", "JPM", "1", 100, 200.0, extra={59: "1"})
+    _er(c, "G1", "0")
+    venue_cl = next(o.cl_ord_id for o in sim.orders.values() if o.symbol == "JPM")
+    sim.fill_open(venue_cl, 30)
+    carried_exec_id = _er(c, "G1", "F", "1")[17]
+    gw.rollover("tester", "ExecIDs numbered afresh")
+    sim.number_exec_ids_afresh()
+    e = gw.risk.engine
+    a, i = e.account_index("ACC1"), e.instrument_index("AAPL")
+    for n in range(1, 4):  # ack and fill of each: one of the fills takes the carried fill's ExecID
+        c.new_order(f"N{n}", "ACC1", "AAPL", "1", 10, 190.0)
+        _er(c, f"N{n}", "F", "2")
+    fills = [f for f in sim.fills if f["cl_ord_id"] != venue_cl]
+    assert carried_exec_id in {f["exec_id"] for f in fills}
+    assert e.position(a, i) == 30  # every one of the new day's fills counted, none taken for a resend
+    gw.journal.flush()
+    assert sorted(f["symbol"] for f in query(gw.journal.path, "fills") if f["exec_id"] == carried_exec_id) == [
+        "AAPL", "JPM"]  # the carried order's fill yesterday, another order's today
+
+
 def test_a_day_order_still_open_at_the_rollover_is_reported_and_carried(running) -> None:
     gw = running.gw
     c = running.client()

@@ -108,7 +108,7 @@ def _decode_ledger(d: dict[str, Any]) -> Ledger:
     orders = {t[0]: Order(*t) for t in d["orders"]}
     by_venue = {t[4]: Request(orders[t[0]], *t[1:]) for t in d["requests"]}
     ledger = Ledger(by_client={(s, cl): by_venue[v] for s, cl, v in d["by_client"]}, by_venue=by_venue,
-                    orders=orders, exec_ids=set(d["exec_ids"]), fills=dict(d["fills"]),
+                    orders=orders, exec_ids=set(map(tuple, d["exec_ids"])), fills=dict(d["fills"]),
                     rejected_ids=set(map(tuple, d["rejected_ids"])), prior_ids=set(map(tuple, d["prior_ids"])),
                     open={n: orders[n] for n in d["open"]}, next_number=d["next_number"],
                     next_request=d["next_request"], short_filled=dict(d["short_filled"]))

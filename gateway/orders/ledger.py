@@ -84,9 +84,13 @@ class Ledger:
     by_client: dict[tuple[str, str], Request] = field(default_factory=dict)
     by_venue: dict[str, Request] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
-    exec_ids: set[str] = field(default_factory=set)  # fills, corrections and busts applied (resend guard)
-    # ExecID -> (qty, px, order number): what a bust or correction undoes, and which fills a rollover carries
-    fills: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    # (order number, ExecID) of the fills, corrections and busts applied (the resend guard). By order: FIX
+    # makes an ExecID unique only within a trading day or a multi-day order's life, so a venue may use one
+    # of a carried order's ExecIDs again the next day, for another order.
+    exec_ids: set[tuple[int, str]] = field(default_factory=set)
+    # (order number, ExecID) -> (qty, px, order number): what a bust or correction (of that order) undoes,
+    # and which fills a rollover carries
+    fills: dict[tuple[int, str], tuple[float, float, int]] = field(default_factory=dict)
     rejected_ids: set[tuple[str, str]] = field(default_factory=set)  # ClOrdIDs the gateway refused
     # ClOrdIDs of the previous trading day, for sessions whose ClOrdIDs must stay unique across the boundary
     prior_ids: set[tuple[str, str]] = field(default_factory=set)

@@ -82,14 +82,15 @@ def apply_execution(ledger: Ledger, req: Request, ev: Execution) -> None:
         order.order_id = ev.order_id
     exec_id = ev.exec_id
     if ev.is_fill:
-        ledger.exec_ids.add(exec_id)
+        ledger.exec_ids.add((order.number, exec_id))
     short = order.side == "5"
     if exec_type == "F":
-        ledger.fills[exec_id] = (float(ev.last_qty), float(ev.last_px), order.number)  # type: ignore[arg-type]
+        qty, px = float(ev.last_qty), float(ev.last_px)  # type: ignore[arg-type]
+        ledger.fills[(order.number, exec_id)] = (qty, px, order.number)
         if short:
-            ledger.short_filled_by(order, float(ev.last_qty))  # type: ignore[arg-type]
+            ledger.short_filled_by(order, qty)
     elif exec_type in ("G", "H"):
-        ref = ev.exec_ref_id
+        ref = (order.number, ev.exec_ref_id)
         old = ledger.fills.get(ref)
         if exec_type == "H":
             ledger.fills.pop(ref, None)

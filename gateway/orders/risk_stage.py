@@ -50,13 +50,14 @@ def _verdict(b: Block) -> Verdict:
 
 
 class RiskStage:
-    def __init__(self, cfg: RiskConfig, sessions: list[str], fills: dict[str, tuple[float, float, int]],
+    def __init__(self, cfg: RiskConfig, sessions: list[str],
+                 fills: dict[tuple[int, str], tuple[float, float, int]],
                  max_orders: int = 100_000, clock: Callable[[], int] = time.time_ns,
                  buffers: tuple[Any, ...] | None = None, controls: ControlsSettings | None = None,
                  max_price_age_s: float | None = None) -> None:
         """buffers: the state as a checkpoint saved it, made under this very configuration (snapshot()).
         max_price_age_s: how old a market-data price may be (None: no market-data session)."""
-        self.fills = fills  # the ledger's ExecID -> (qty, px): what a bust or correction undoes
+        self.fills = fills  # the ledger's: what a bust or correction undoes
         self.base_cfg = cfg  # the limits without the temporary overrides (risk.overrides)
         saved = buffers[2] if buffers is not None and len(buffers) > 2 else {}
         self.overrides: dict[str, Override] = {o[0]: Override(*o) for o in saved.get("overrides", ())}
@@ -298,7 +299,7 @@ class RiskStage:
 
     def _bust_or_correct(self, order: Order, ev: ev_.Execution, x: str) -> None:
         # Called before the ledger moves, so the ledger's fills still hold the trade as last booked.
-        from_ledger = self.fills.get(ev.exec_ref_id)
+        from_ledger = self.fills.get((order.number, ev.exec_ref_id))
         if from_ledger is None:
             log.error("bust/correction of a fill the gateway does not know", extra={"ref": ev.exec_ref_id})
             return

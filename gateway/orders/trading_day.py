@@ -115,7 +115,7 @@ def _carried_request(req: Request) -> CarriedRequest:
 
 def carried_orders(ledger: Ledger) -> list[Event]:
     fills_of: dict[int, list[tuple[str, float, float]]] = {}
-    for exec_id, (qty, px, number) in ledger.fills.items():
+    for (number, exec_id), (qty, px, _) in ledger.fills.items():
         if number in ledger.open:
             fills_of.setdefault(number, []).append((exec_id, qty, px))
     out = []
@@ -189,8 +189,8 @@ def restore_order(ledger: Ledger, ev: CarriedOrder) -> tuple[Order, Request | No
         pending = request(ev.pending)
         o.pending = pending.venue_cl_ord_id
     for exec_id, qty, px in ev.fills:
-        ledger.fills[exec_id] = (qty, px, o.number)
-        ledger.exec_ids.add(exec_id)
+        ledger.fills[(o.number, exec_id)] = (qty, px, o.number)
+        ledger.exec_ids.add((o.number, exec_id))
     return o, pending
 
 

@@ -213,7 +213,7 @@ class VenueSide:
             skey = order.session
             if self.awaiting:
                 self._answered(venue_cl)
-            if exec_type in schema.FILL_EXEC_TYPES and exec_id in self.ledger.exec_ids:
+            if exec_type in schema.FILL_EXEC_TYPES and (order.number, exec_id) in self.ledger.exec_ids:
                 # Already applied: a venue resend after a crash window. Whether the client got it before the
                 # crash is unknown, so it goes again flagged PossResend; clients de-duplicate on ExecID.
                 log.info("execution report already applied: forwarded again as PossResend",
