@@ -366,16 +366,19 @@ class Gateway:
         """A drop-copy fill the gateway never saw moves positions, so risk sees the real book."""
         if self.risk is None:
             return
-        if not self.router.mirror(rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, rec.exec_id, sign):
+        if not self.router.mirror(rec.account, rec.symbol, rec.side, rec.last_qty, rec.last_px, rec.mirror_key, sign):
             log.error("drop-copy fill for an unknown account or instrument: not mirrored",
                       extra={"account": rec.account, "symbol": rec.symbol})
 
     def _restore_mirror(self, rec: FillRecord) -> None:
-        if rec.exec_id in self._carried_mirrors:  # already in the positions the day began with
-            self.router.mark_mirrored(rec.exec_id)
-        elif not self.router.is_mirrored(rec.exec_id):
+        key = rec.mirror_key
+        # Already in the positions the day began with; a day handed over by a gateway before the keys held the
+        # trading day names the ExecID alone.
+        if key in self._carried_mirrors or rec.exec_id in self._carried_mirrors:
+            self.router.mark_mirrored(key)
+        elif not self.router.is_mirrored(key):
             self._mirror(rec, +1)
-            self._start_mirrors[rec.exec_id] = rec
+            self._start_mirrors[key] = rec
 
     def _rebuild_recon(self) -> None:
         """On the reconciliation's thread, before its first live record: rebuild the days it keeps from the
@@ -386,9 +389,9 @@ class Gateway:
         self._recon_events(self.recon.rebuild(self.recon.days_to_rebuild(today)))
         self.recon_feed.catch_up(self._recon_tail)
         self._recon_tail = []
-        wanted = {rec.exec_id: rec for rec in self.recon.unknown_fills()}
-        for exec_id, rec in list(self._start_mirrors.items()):
-            if exec_id not in wanted:
+        wanted = {rec.mirror_key: rec for rec in self.recon.unknown_fills()}
+        for key, rec in list(self._start_mirrors.items()):
+            if key not in wanted:
                 self._mirror(rec, -1)
         for rec in wanted.values():
             self._restore_mirror(rec)

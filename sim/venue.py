@@ -191,6 +191,7 @@ class VenueSim:
         boot = format(time.time_ns() // 1_000_000, "x").upper()
         self._order_ids = (f"V{boot}-{n}" for n in itertools.count(1))
         self._boot = boot
+        self._trade_date: str | None = None  # TradeDate(75) on every report once a day is named
         self._exec_ids = (f"E{boot}-{n}" for n in itertools.count(1))
         self._acceptor: fix.ThreadedSocketAcceptor | None = None
         self._dc_sids = [fix.SessionID("FIX.4.4", s.sender_comp_id, s.target_comp_id) for s in self.cfg.dropcopy]
@@ -417,11 +418,14 @@ class VenueSim:
             return
         self._report(o, "I")
 
-    def number_exec_ids_afresh(self) -> None:
+    def number_exec_ids_afresh(self, trade_date: str | None = None) -> None:
         """Start ExecIDs at 1 again, as a venue does whose ExecIDs are unique only within a trading day (FIX
-        allows it) when its new day begins."""
+        allows it) when its new day begins; `trade_date` (YYYYMMDD), if given, is sent as TradeDate(75) on
+        every report from now on."""
         with self.lock:
             self._exec_ids = (f"E{self._boot}-{n}" for n in itertools.count(1))
+            if trade_date is not None:
+                self._trade_date = trade_date
 
     def fill_open(self, cl_ord_id: str, qty: float | None = None) -> None:
         """Fill a resting order now (tests and the demo use it to make fills happen on cue)."""
@@ -558,6 +562,8 @@ class VenueSim:
             m.setField(fm.LAST_PX, repr(last_px))
         if ref:
             m.setField(fm.EXEC_REF_ID, ref)
+        if self._trade_date:
+            m.setField(fm.TRADE_DATE, self._trade_date)
         if orig:
             m.setField(fm.ORIG_CL_ORD_ID, orig)
         if o.status == "8":

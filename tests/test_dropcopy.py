@@ -99,6 +99,38 @@ def test_a_mirrored_bypass_fill_counts_once_across_a_rollover_and_a_restart(stac
     assert aapl(stack.start_gateway()) == 20  # not mirrored a second time on top of the carried position
 
 
+def test_a_bypass_fill_whose_exec_id_a_carried_one_had_is_mirrored_and_stays_so_after_a_restart(stack) -> None:
+    # A venue that numbers its ExecIDs afresh each trading day: the next day's bypass fill bears the ExecID of
+    # yesterday's, which is still open and inside the carried position. Each is a fill of its own.
+    _run(stack, [DropCopyFault(kind="phantom", symbol="AAPL", nth=0)], 3)
+    _settle(stack.gw)
+    sim = stack.sim
+
+    def aapl(gw) -> float:
+        e = gw.risk.engine
+        return e.position(e.account_index("ACC1"), e.instrument_index("AAPL"))
+
+    phantom_ids = [f["exec_id"] for f in sim.fills if f.get("phantom")]
+    assert aapl(stack.gw) == 20 and len(phantom_ids) == 1  # own 10 + bypass 10
+    stack.gw.rollover("tester", "the venue's next day")
+    tomorrow = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).strftime("%Y%m%d")
+    sim.number_exec_ids_afresh(trade_date=tomorrow)
+    gw = stack.gw
+    c = stack.clients[0]
+    c.new_order("A2", "ACC1", "AAPL", "1", 10, 190.0)  # the same flow as yesterday's: the same ExecIDs
+    c.new_order("M2", "ACC1", "MSFT", "2", 10, 410.0)
+    for cl in ("A2", "M2"):
+        c.wait_for(lambda m, cl=cl: m.get(11) == cl and m.get(150) == "F")
+    assert [f["exec_id"] for f in sim.fills if f.get("phantom")] == phantom_ids * 2
+    assert gw.recon_feed.wait_seen("dropcopy", 6)
+    time.sleep(GRACE_S + 0.2)  # the behaviour under test is what happens once the grace period has passed
+    gw.recon_feed.tick()
+    assert gw.recon_feed.drain()
+    assert aapl(gw) == 40  # both days' own fills and both bypass fills
+    stack.stop_gateway()
+    assert aapl(stack.start_gateway()) == 40  # yesterday's stays carried, today's is mirrored again
+
+
 def test_a_late_copy_resolves_after_the_grace_period(stack) -> None:
     _run(stack, [DropCopyFault(kind="delay", symbol="AAPL", delay_s=GRACE_S * 3)], 1)
     report = _settle(stack.gw)

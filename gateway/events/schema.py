@@ -81,7 +81,9 @@ class Switch(Event, tag="SW", kw_only=True):
 
 class Mirrored(Event, tag="MIRRORED", kw_only=True):
     kind = "MIRRORED"
-    exec_ids: list[str] = field(name="x")  # drop-copy fills already inside the carried positions
+    # drop-copy fills already inside the carried positions: "YYYYMMDD:ExecID" (FillRecord.mirror_key); a
+    # day handed over before the keys held the trading day lists bare ExecIDs
+    exec_ids: list[str] = field(name="x")
 
 
 class CarriedRequest(msgspec.Struct, omit_defaults=True):

@@ -88,9 +88,9 @@ class Router(ClientSide, VenueSide):
         self._held: dict[str, list[fm.Message]] = {}
         self._ready: set[str] = set()
         self._held_lock = threading.Lock()
-        # ExecIDs of the drop-copy fills mirrored into the risk state (changed under the lock with it): a
-        # rollover carries them inside the positions, and a start must not mirror those again.
-        self.mirrored_exec_ids: set[str] = set()
+        # The drop-copy fills mirrored into the risk state, by FillRecord.mirror_key (changed under the lock
+        # with it): a rollover carries them inside the positions, and a start must not mirror those again.
+        self.mirrored: set[str] = set()
 
     # ---------------------------------------------------------------- sessions
     def watch_logons(self, logged_on: Callable[[], set[str]]) -> None:
@@ -140,26 +140,26 @@ class Router(ClientSide, VenueSide):
         self.lock.release()
         return True
 
-    def mirror(self, account: str, symbol: str, side: str, qty: float, px: float, exec_id: str,
+    def mirror(self, account: str, symbol: str, side: str, qty: float, px: float, key: str,
                sign: int) -> bool:
-        """Move positions by a drop-copy fill the gateway never saw (+1) or take that back (-1); the ExecIDs of
-        the fills inside positions are kept with them (a rollover carries both)."""
+        """Move positions by a drop-copy fill the gateway never saw (+1) or take that back (-1); the keys
+        (trading day and ExecID) of the fills inside positions are kept with them (a rollover carries both)."""
         if self.risk is None:
             return False
         with self.lock:
             if not self.risk.mirror(account, symbol, side, qty, px, sign):
                 return False
-            (self.mirrored_exec_ids.add if sign > 0 else self.mirrored_exec_ids.discard)(exec_id)
+            (self.mirrored.add if sign > 0 else self.mirrored.discard)(key)
             return True
 
-    def mark_mirrored(self, exec_id: str) -> None:
+    def mark_mirrored(self, key: str) -> None:
         """A fill already inside the positions the day began with (carried by the rollover)."""
         with self.lock:
-            self.mirrored_exec_ids.add(exec_id)
+            self.mirrored.add(key)
 
-    def is_mirrored(self, exec_id: str) -> bool:
+    def is_mirrored(self, key: str) -> bool:
         with self.lock:
-            return exec_id in self.mirrored_exec_ids
+            return key in self.mirrored
 
     def operator_switch(self, ev: schema.Admin) -> None:
         """A kill switch or reduce-only change: applied, then logged; a bad one raises and logs nothing."""
@@ -204,8 +204,8 @@ class Router(ClientSide, VenueSide):
                 request=ledger.next_request, ts=time.time_ns())]
             if self.risk is not None:
                 carried += self.risk.carry(carry_kill, carry_reduce_only)
-            if self.mirrored_exec_ids:  # drop-copy fills already inside the carried positions
-                carried.append(schema.Mirrored(exec_ids=sorted(self.mirrored_exec_ids)))
+            if self.mirrored:  # drop-copy fills already inside the carried positions
+                carried.append(schema.Mirrored(exec_ids=sorted(self.mirrored)))
             carried += td.carried_orders(ledger)
             carried += td.carried_ids(ledger, keep_ids)
             positions = {(ev.account, ev.symbol): ev.qty for ev in carried if isinstance(ev, schema.Position)}

@@ -37,7 +37,7 @@ WEEKEND = (5, 6)
 
 
 def carried_mirrors(history: list[AnyEvent]) -> set[str]:
-    """ExecIDs of the drop-copy fills already inside the positions a day began with: its first events (after
+    """Keys of the drop-copy fills already inside the positions a day began with: its first events (after
     INIT) are what the previous day handed over, so the scan stops at the first event of another kind."""
     out: set[str] = set()
     for ev in history[1:]:

@@ -109,6 +109,12 @@ class FillRecord:
         object.__setattr__(self, "last_px", float(self.last_px))
 
     @property
+    def mirror_key(self) -> str:
+        """What names a drop-copy fill mirrored into positions: its trading day and ExecID (an ExecID is unique
+        only within a trading day). The day is 8 digits, so the key reads back unambiguously."""
+        return f"{self.trade_date}:{self.exec_id}"
+
+    @property
     def key(self) -> tuple[str, str]:
         return (self.exec_id, self.exec_type)
 
