@@ -296,6 +296,7 @@ def _reconcile(args: argparse.Namespace) -> int:
 
     from gateway.events.journal_query import parse_time
     from gateway.recon import ReconService, ReconStore, reconcile_logs, write_reports
+    from gateway.recon.store import StoreVersionError
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     as_of = parse_time(args.as_of) if args.as_of else None
@@ -317,7 +318,12 @@ def _reconcile(args: argparse.Namespace) -> int:
             print(f"fixgw reconcile: no reconciliation store at {store_path}", file=sys.stderr)
             return 2
         grace = int((args.grace_seconds or cfg.reconciliation.grace_s) * 1e9)
-        service = ReconService(ReconStore(store_path), grace, price_tolerance=cfg.reconciliation.price_tolerance)
+        try:  # only the gateway changes the store's schema (it may be running older code)
+            store = ReconStore(store_path, migrate=False)
+        except StoreVersionError as e:
+            print(f"fixgw reconcile: {e}", file=sys.stderr)
+            return 2
+        service = ReconService(store, grace, price_tolerance=cfg.reconciliation.price_tolerance)
         report = service.report(args.date, as_of if as_of is not None else _time.time_ns())
         out = Path(args.out) if args.out else cfg.report_dir
     else:

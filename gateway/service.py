@@ -372,9 +372,13 @@ class Gateway:
 
     def _restore_mirror(self, rec: FillRecord) -> None:
         key = rec.mirror_key
-        # Already in the positions the day began with; a day handed over by a gateway before the keys held the
-        # trading day names the ExecID alone.
-        if key in self._carried_mirrors or rec.exec_id in self._carried_mirrors:
+        if key in self._carried_mirrors:  # already in the positions the day began with
+            self.router.mark_mirrored(key)
+        elif rec.exec_id in self._carried_mirrors:
+            # A day handed over by a gateway before the keys held the trading day names the ExecID alone: it
+            # stands for one fill, the earliest stored (open_unknown_fills comes in store order), not for a
+            # later day's fill that uses the ExecID again.
+            self._carried_mirrors.discard(rec.exec_id)
             self.router.mark_mirrored(key)
         elif not self.router.is_mirrored(key):
             self._mirror(rec, +1)

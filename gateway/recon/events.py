@@ -26,7 +26,7 @@ class UnknownFill:
 
     order_known=False: no gateway fill of that OrderID/ClOrdID either, the order bypassed the gateway
     (alert DROPCOPY_UNKNOWN_FILL). order_known=True: the gateway missed an execution of its own order.
-    Mirror keyed by rec.exec_id so a later UnknownFillCovered can take it out again.
+    Mirror keyed by rec.mirror_key (trading day and ExecID) so a later UnknownFillCovered can take it out again.
     """
 
     rec: FillRecord

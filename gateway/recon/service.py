@@ -136,7 +136,7 @@ class ReconService:
         """After a restart: replay the stored fills of the given days (default: all in the store) and tick
         to now. Returns, logs and persists only what the break table did not already record, i.e. breaks
         that matured or resolved while the process was down. Mirrors: re-apply unknown_fills() as a whole
-        (UnknownFill events are idempotent by ExecID, so also applying the returned ones is safe)."""
+        (UnknownFill events are idempotent by trading day and ExecID, so also applying the returned ones is safe)."""
         with self._lock:
             now = self._clock()
             days = list(trade_dates) if trade_dates is not None else self.store.trade_dates()
